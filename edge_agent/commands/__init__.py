@@ -1,0 +1,1 @@
+"""One module per `edge-agent` sub-command; each defines `register(subparsers)`."""
