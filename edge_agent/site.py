@@ -1,4 +1,4 @@
-"""The plant survey (site.json): APs, beacons, zones, aisles and the WGS84 origin of the metre frame.
+"""The plant survey (site.json): APs, beacons, zones, aisles and the WGS84 origin of the frame.
 
 Loaded and validated once, then handed to fusion and heatmap; they never read files.
 Format: ../shared/spec/capture-bundle.md (site.json section).
@@ -181,7 +181,8 @@ class Site:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-def geodetic_to_enu(lat: float, lon: float, alt: float, origin: Origin) -> tuple[float, float, float]:
+def geodetic_to_enu(lat: float, lon: float, alt: float,
+                    origin: Origin) -> tuple[float, float, float]:
     """WGS84 (degrees, metres) to east/north/up metres at `origin`, through ECEF."""
     x, y, z = _ecef(lat, lon, alt)
     x0, y0, z0 = _ecef(origin.lat, origin.lon, origin.alt)
