@@ -1,0 +1,1 @@
+"""Fusion: Wi-Fi, BLE and GNSS observations to causal position estimates (see tracker.py)."""

@@ -1,0 +1,150 @@
+"""A coarse point-mass (grid) filter over the whole site: the multi-hypothesis stage.
+
+The EKF is precise but unimodal: at the hall/yard wall the wall's loss makes two places fit the
+same signals and a Gaussian stays on the wrong one. This grid keeps every hypothesis (robust
+likelihoods, non-detections, GNSS with a heavy tail), seeds the EKF and pulls it back when the EKF
+sits where the grid sees almost no probability.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edge_agent.fusion.models import LN10, Array, IntArray, norm_cdf
+from edge_agent.site import Site
+
+ROBUST_CLIP_SIGMA2 = 9.0
+"""Residuals beyond 3 sigma count as 3 sigma: a moved AP or a body in the way cannot veto a cell."""
+MISS_FLOOR_P = 0.15
+"""Probability that an emitter in range is missed for a whole second anyway (channel hopping,
+collisions): non-detections only veto cells where the emitter would be far above the floor."""
+GNSS_OUTLIER_P = 0.3
+"""Share of GNSS fixes treated as possibly wild (indoor multipath can be 30 m off at low HDOP)."""
+MIN_LOG_P = -60.0
+"""Cells are floored at this log-probability relative to the best, so a hypothesis can come back."""
+
+
+class GridFilter:
+    """Log-probability per cell centre; predict = diffusion, update = product of likelihoods."""
+
+    def __init__(self, site: Site, cell_m: float, ex_m: Array, ey_m: Array, dz_m: Array,
+                 p1m_dbm: Array, n: Array, indoor_emitter: Array) -> None:
+        b = site.bounds
+        self.cell_m = cell_m
+        self.nx = max(1, math.ceil((b.xmax - b.xmin) / cell_m))
+        self.ny = max(1, math.ceil((b.ymax - b.ymin) / cell_m))
+        xs = b.xmin + (np.arange(self.nx) + 0.5) * (b.xmax - b.xmin) / self.nx
+        ys = b.ymin + (np.arange(self.ny) + 0.5) * (b.ymax - b.ymin) / self.ny
+        gx, gy = np.meshgrid(xs, ys)  # (ny, nx)
+        self.cx = gx.ravel()
+        self.cy = gy.ravel()
+        self.indoor = np.array([site.is_indoor(float(x), float(y))
+                                for x, y in zip(self.cx, self.cy, strict=True)], dtype=bool)
+        d = np.sqrt((self.cx[:, None] - ex_m[None, :]) ** 2
+                    + (self.cy[:, None] - ey_m[None, :]) ** 2 + dz_m[None, :] ** 2)
+        d = np.maximum(d, 1.0)
+        self.nominal_dbm = p1m_dbm[None, :] - 10.0 * n[None, :] * np.log10(d)  # (M, K)
+        self.wall = (self.indoor[:, None] != indoor_emitter[None, :]).astype(np.float64)
+        self.slope_db_per_m = 10.0 * n[None, :] / LN10 / d  # |d rssi / d r|, for cell smearing
+        self.logp = np.zeros(self.cx.shape[0])
+        self._kernels: dict[float, tuple[Array, Array]] = {}
+        self.set_calibration(np.zeros(len(ex_m)), 0.0, np.full(len(ex_m), 5.0), -95.0, 5.0)
+
+    def reset(self) -> None:
+        self.logp[:] = 0.0
+
+    def predict(self, spread_m: float) -> None:
+        """Diffuse the probability by a Gaussian of `spread_m`: P <- Ky P Kx' on the 2-D grid."""
+        s = spread_m / self.cell_m
+        if s <= 1e-3:
+            return
+        key = round(s, 3)
+        kk = self._kernels.get(key)
+        if kk is None:
+            kk = (_blur_matrix(self.ny, s), _blur_matrix(self.nx, s))
+            self._kernels[key] = kk
+        p = np.exp(self.logp - self.logp.max()).reshape(self.ny, self.nx)
+        p = kk[0] @ p @ kk[1].T
+        self.logp = np.log(np.maximum(p.ravel(), 1e-300))
+        self._floor()
+
+    def set_calibration(self, offsets_db: Array, wall_loss_db: float, sigma_db: Array,
+                        floor_dbm: float, miss_sigma_db: float) -> None:
+        """Precompute per cell and emitter the predicted RSSI, its variance and log P(missed).
+
+        Offsets and the wall loss change slowly, so the tracker refreshes these tables now and
+        then instead of evaluating the model (and an erf) for every cell every second.
+        """
+        self.pred_dbm = self.nominal_dbm + offsets_db[None, :] - wall_loss_db * self.wall
+        self.inv_var = 1.0 / (sigma_db[None, :] ** 2
+                              + (0.3 * self.cell_m * self.slope_db_per_m) ** 2)
+        self.half_log_var = -0.5 * np.log(self.inv_var)
+        p_heard = norm_cdf((self.pred_dbm - floor_dbm) / miss_sigma_db)
+        self.log_miss = np.log(MISS_FLOOR_P + (1.0 - MISS_FLOOR_P) * (1.0 - p_heard))
+
+    def update_rssi(self, idx: IntArray, z_dbm: Array, missed: IntArray) -> None:
+        """Heard emitters (indices idx, mean RSSI z) and missed ones (indices `missed`), with the
+        tables of the last `set_calibration`."""
+        if idx.size:
+            r2 = (z_dbm[None, :] - self.pred_dbm[:, idx]) ** 2 * self.inv_var[:, idx]
+            self.logp -= 0.5 * np.minimum(r2, ROBUST_CLIP_SIGMA2).sum(axis=1) \
+                + self.half_log_var[:, idx].sum(axis=1)
+        if missed.size:
+            self.logp += self.log_miss[:, missed].sum(axis=1)
+        self._floor()
+
+    def update_gnss(self, x_m: float, y_m: float, sigma_m: float) -> None:
+        var = sigma_m ** 2 + self.cell_m ** 2 / 12.0
+        d2 = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2
+        area = float(self.cx.shape[0]) * self.cell_m ** 2
+        like = (1.0 - GNSS_OUTLIER_P) * np.exp(-0.5 * d2 / var) / (2.0 * math.pi * var) \
+            + GNSS_OUTLIER_P / area
+        self.logp += np.log(like)
+        self._floor()
+
+    def _floor(self) -> None:
+        self.logp -= self.logp.max()
+        np.maximum(self.logp, MIN_LOG_P, out=self.logp)
+
+    def probabilities(self) -> Array:
+        p = np.exp(self.logp)
+        out: Array = p / p.sum()
+        return out
+
+    def mean_cov(self, around: tuple[float, float] | None = None,
+                 radius_m: float = 0.0) -> tuple[float, float, Array]:
+        """Posterior mean and covariance, over all cells or only those within radius of `around`."""
+        p = self.probabilities()
+        if around is not None:
+            p = np.where((self.cx - around[0]) ** 2 + (self.cy - around[1]) ** 2
+                         <= radius_m ** 2, p, 0.0)
+            s = p.sum()
+            if s <= 0:
+                return around[0], around[1], np.eye(2) * radius_m ** 2
+            p = p / s
+        mx = float(p @ self.cx)
+        my = float(p @ self.cy)
+        dx = self.cx - mx
+        dy = self.cy - my
+        c = np.array([[p @ (dx * dx), p @ (dx * dy)], [p @ (dx * dy), p @ (dy * dy)]])
+        c += np.eye(2) * self.cell_m ** 2 / 12.0
+        return mx, my, c
+
+    def mode(self) -> tuple[float, float]:
+        i = int(np.argmax(self.logp))
+        return float(self.cx[i]), float(self.cy[i])
+
+    def mass_within(self, x_m: float, y_m: float, radius_m: float) -> float:
+        p = self.probabilities()
+        near = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2 <= radius_m ** 2
+        return float(p[near].sum())
+
+
+def _blur_matrix(n: int, s: float) -> Array:
+    """n x n Gaussian blur (sigma s cells), rows renormalised so no mass leaves the site."""
+    i = np.arange(n)
+    k = np.exp(-0.5 * ((i[:, None] - i[None, :]) / s) ** 2)
+    out: Array = k / k.sum(axis=1, keepdims=True)
+    return out
