@@ -4,8 +4,7 @@
 
 `mosquitto`: plain listener, anonymous clients. `mosquitto_secure`: passwords for SECURE_USERS, an
 ACL giving each agent only plants/+/agents/<its name>/# (the dashboard user reads everything),
-and a TLS
-listener with a CA made in the test (broker.ca_path).
+and a TLS listener with a CA made in the test (broker.ca_path).
 """
 
 from __future__ import annotations

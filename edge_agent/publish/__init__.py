@@ -1,0 +1,1 @@
+"""MQTT publishing: broker URLs, the paho client wrapper, and the outbox forwarder."""
