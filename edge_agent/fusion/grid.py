@@ -20,8 +20,13 @@ ROBUST_CLIP_SIGMA2 = 9.0
 MISS_FLOOR_P = 0.15
 """Probability that an emitter in range is missed for a whole second anyway (channel hopping,
 collisions): non-detections only veto cells where the emitter would be far above the floor."""
-GNSS_OUTLIER_P = 0.3
-"""Share of GNSS fixes treated as possibly wild (indoor multipath can be 30 m off at low HDOP)."""
+GNSS_OUTLIER_P = 0.05
+"""Share of outdoor GNSS fixes that may be wild (multipath near the building)."""
+INDOOR_GNSS_FIT_P = 0.3
+"""Indoors a fix is mostly noise: 30 % of fixes within INDOOR_GNSS_SIGMA_M, the rest anywhere."""
+INDOOR_GNSS_SIGMA_M = 15.0
+MAX_OFFSET_DB = 10.0
+"""The grid never trusts a learnt offset beyond this: a lost EKF must not corrupt its backstop."""
 MIN_LOG_P = -60.0
 """Cells are floored at this log-probability relative to the best, so a hypothesis can come back."""
 
@@ -77,7 +82,8 @@ class GridFilter:
         Offsets and the wall loss change slowly, so the tracker refreshes these tables now and
         then instead of evaluating the model (and an erf) for every cell every second.
         """
-        self.pred_dbm = self.nominal_dbm + offsets_db[None, :] - wall_loss_db * self.wall
+        self.pred_dbm = self.nominal_dbm + np.clip(offsets_db, -MAX_OFFSET_DB, MAX_OFFSET_DB)[
+            None, :] - wall_loss_db * self.wall
         self.inv_var = 1.0 / (sigma_db[None, :] ** 2
                               + (0.3 * self.cell_m * self.slope_db_per_m) ** 2)
         self.half_log_var = -0.5 * np.log(self.inv_var)
@@ -96,11 +102,17 @@ class GridFilter:
         self._floor()
 
     def update_gnss(self, x_m: float, y_m: float, sigma_m: float) -> None:
+        """A fix is a sharp likelihood around outdoor cells but nearly flat over indoor ones:
+        indoors the receiver reports confident fixes that can be 30 m off."""
         var = sigma_m ** 2 + self.cell_m ** 2 / 12.0
         d2 = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2
         area = float(self.cx.shape[0]) * self.cell_m ** 2
-        like = (1.0 - GNSS_OUTLIER_P) * np.exp(-0.5 * d2 / var) / (2.0 * math.pi * var) \
-            + GNSS_OUTLIER_P / area
+        sharp = np.exp(-0.5 * d2 / var) / (2.0 * math.pi * var)
+        var_in = var + INDOOR_GNSS_SIGMA_M ** 2
+        broad = np.exp(-0.5 * d2 / var_in) / (2.0 * math.pi * var_in)
+        like = np.where(self.indoor,
+                        INDOOR_GNSS_FIT_P * broad + (1.0 - INDOOR_GNSS_FIT_P) / area,
+                        (1.0 - GNSS_OUTLIER_P) * sharp + GNSS_OUTLIER_P / area)
         self.logp += np.log(like)
         self._floor()
 

@@ -1,28 +1,91 @@
-"""Moving / idle decision with hysteresis, from the filter's speed.
+"""Moving / idle from the signals themselves: does the per-second RSSI (and GNSS) drift or not?
 
-A forklift that stands still must not drift on the map, and one that moves must be seen moving:
-the flag switches the motion model (idle freezes the position) and feeds the heatmap's moving_s.
+A standing truck sees the same mean RSSI from every AP second after second (only fading changes);
+a moving one sees it shift. Comparing the last `half_s` seconds with the `half_s` before, per
+channel, against the channel's own second-to-second scatter gives a self-calibrating statistic
+that does not depend on the position filter (so idle can freeze the filter without feedback).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+
+import numpy as np
+
+from edge_agent.fusion.models import Array, IntArray
+
+MIN_CHANNELS = 2
+"""Fewer channels heard in both halves than this: no decision, keep the previous state."""
+MIN_SCATTER_DB = 0.7
+"""Floor of a channel's per-second scatter: integer-dBm quantisation alone gives about 0.3 dB."""
 
 
-@dataclass
 class MotionDetector:
-    """Moving when the smoothed speed exceeds `start_mps`, idle again below `stop_mps`."""
+    """Two-window drift test with hysteresis; `update` once per second, returns moving."""
 
-    start_mps: float
-    stop_mps: float
-    smoothing: float
-    moving: bool = False
-    speed_avg_mps: float = 0.0
+    def __init__(self, n_channels: int, half_s: int, start_stat: float, stop_stat: float) -> None:
+        self.n = n_channels
+        self.half_s = half_s
+        self.start_stat = start_stat
+        self.stop_stat = stop_stat
+        self.moving = False
+        self.stat = 0.0
+        self._hist: deque[tuple[IntArray, Array, Array | None, float]] = deque(maxlen=2 * half_s)
 
-    def update(self, speed_mps: float) -> bool:
-        self.speed_avg_mps += self.smoothing * (speed_mps - self.speed_avg_mps)
-        if self.moving and self.speed_avg_mps < self.stop_mps:
+    def update(self, idx: IntArray, z_dbm: Array, gnss_xy: Array | None,
+               gnss_sigma_m: float) -> bool:
+        """Feed one second: heard channel indices with their mean RSSI, and the GNSS position
+        (or None) with its sigma; returns the moving flag after hysteresis."""
+        self._hist.append((idx, z_dbm, gnss_xy, gnss_sigma_m))
+        if len(self._hist) < 2 * self.half_s:
+            return self.moving
+        h = list(self._hist)
+        a, b = h[:self.half_s], h[self.half_s:]
+        stat = self._rssi_stat(a, b)
+        g = self._gnss_stat(a, b)
+        terms = [v for v in (stat, g) if v is not None]
+        if not terms:
+            return self.moving
+        self.stat = max(terms)
+        if self.moving and self.stat < self.stop_stat:
             self.moving = False
-        elif not self.moving and self.speed_avg_mps > self.start_mps:
+        elif not self.moving and self.stat > self.start_stat:
             self.moving = True
         return self.moving
+
+    def _rssi_stat(self, a: list[tuple[IntArray, Array, Array | None, float]],
+                   b: list[tuple[IntArray, Array, Array | None, float]]) -> float | None:
+        sa, sa2, na = self._sums(a)
+        sb, sb2, nb = self._sums(b)
+        both = (na >= 2) & (nb >= 2)
+        if int(both.sum()) < MIN_CHANNELS:
+            return None
+        ma, mb = sa[both] / na[both], sb[both] / nb[both]
+        va = np.maximum(sa2[both] / na[both] - ma * ma, 0.0) * na[both] / (na[both] - 1)
+        vb = np.maximum(sb2[both] / nb[both] - mb * mb, 0.0) * nb[both] / (nb[both] - 1)
+        var = np.maximum((va + vb) / 2.0, MIN_SCATTER_DB ** 2)
+        # Ratio of sums, not mean of ratios: 3-sample variances are too noisy to divide by alone.
+        return float(np.sum((ma - mb) ** 2) / np.sum(var * (1.0 / na[both] + 1.0 / nb[both])))
+
+    def _sums(self, rows: list[tuple[IntArray, Array, Array | None, float]]
+              ) -> tuple[Array, Array, Array]:
+        s = np.zeros(self.n)
+        s2 = np.zeros(self.n)
+        c = np.zeros(self.n)
+        for idx, z, _, _ in rows:
+            s[idx] += z
+            s2[idx] += z * z
+            c[idx] += 1.0
+        return s, s2, c
+
+    @staticmethod
+    def _gnss_stat(a: list[tuple[IntArray, Array, Array | None, float]],
+                   b: list[tuple[IntArray, Array, Array | None, float]]) -> float | None:
+        pa = [r[2] for r in a if r[2] is not None]
+        pb = [r[2] for r in b if r[2] is not None]
+        if len(pa) < 2 or len(pb) < 2:
+            return None
+        sig = max(max(r[3] for r in a + b if r[2] is not None), 0.5)
+        d = np.mean(pa, axis=0) - np.mean(pb, axis=0)
+        # GNSS errors are correlated over seconds: count each half as one fix, not n.
+        return float(d @ d / (2.0 * 2.0 * sig * sig))

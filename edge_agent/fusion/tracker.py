@@ -9,6 +9,7 @@ t uses data in (-inf, t] and is returned once an observation later than t arrive
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,9 +50,10 @@ class TrackerParams:
     grid_reset_patience_s: int = 3  # ... for this many seconds in a row
     moved_nis: float = 5.0  # mean NIS of an emitter that no longer fits its survey
     confident_sigma_m: float = 4.0  # the NIS monitor only learns when the track is this good
-    moving_start_mps: float = 0.5
-    moving_stop_mps: float = 0.25
-    moving_smoothing: float = 0.5
+    motion_half_s: int = 3  # the drift test compares the last 3 s with the 3 s before
+    moving_start_stat: float = 3.0  # drift statistic (1 when standing) to declare moving ...
+    moving_stop_stat: float = 1.5  # ... and to declare idle again
+    idle_walk_mps: float = 0.01  # an idle truck's estimate may creep by this (1 sigma per s)
     stale_after_s: float = 60.0  # no measurement for this long: estimate no longer valid
     min_emitters_to_start: int = 3
     aisle_capture_m: float = 3.0  # snap to an aisle when this close beyond its half width
@@ -64,8 +66,34 @@ GRID_EXTRA_VAR_DB2 = 4.0
 MISS_EXTRA_SIGMA_DB = 3.0
 """Non-detections use a blunter edge than the fading alone: the floor itself is only estimated."""
 
+AISLE_MIN_SIGMA_M = 0.5
+"""The snap never claims better than this across an aisle (drivers do not follow the paint)."""
+AISLE_CROSS_SPEED_MPS = 0.3
+"""Speed across an aisle: trucks drive along it; a small value keeps turns at junctions possible."""
+
+IDLE_VELOCITY_VAR = 0.01
+"""(0.1 m/s)^2: when motion resumes the filter starts from rest but can pick up speed at once."""
+
+WALL_LOSS_MIN_DB = 3.0
+WALL_LOSS_MAX_DB = 30.0
+"""An exterior wall attenuates 3-30 dB (glass to concrete); outside that the estimate is lost."""
+
 _WIFI = 0
 _BLE = 1
+
+
+@dataclass
+class _Step:
+    """One second's aggregated input and the EKF state before it, kept for a short re-filter."""
+
+    t: float
+    dt: float
+    idx: IntArray
+    z: Array
+    n: Array
+    fixes: list[GnssFix]
+    x_before: Array
+    p_before: Array
 
 
 class Tracker:
@@ -119,7 +147,8 @@ class Tracker:
         self.grid = GridFilter(site, p.grid_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
                                self.indoor_emitter)
         self.monitor = ApMonitor(keys, p.moved_nis)
-        self.motion = MotionDetector(p.moving_start_mps, p.moving_stop_mps, p.moving_smoothing)
+        self.motion = MotionDetector(self.k, p.motion_half_s, p.moving_start_stat,
+                                     p.moving_stop_stat)
         self.ekf: Ekf | None = None
         # epoch accumulation
         self._epoch: int | None = None
@@ -131,7 +160,18 @@ class Tracker:
         self._reset_count = 0
         self._far_from_grid_s = 0
         self._grid_cal_due = 0.0
-        self.stats = {"frames": 0, "unknown_frames": 0, "late": 0, "epochs": 0, "gnss_fixes": 0,
+        self._aisles: tuple[Array, ...] | None = None
+        if site.aisles:
+            a0 = np.array([a.start for a in site.aisles], dtype=np.float64)
+            a1 = np.array([a.end for a in site.aisles], dtype=np.float64)
+            seg = a1 - a0
+            length = np.maximum(np.hypot(seg[:, 0], seg[:, 1]), 1e-6)
+            self._aisles = (a0[:, 0], a0[:, 1], seg[:, 0] / length, seg[:, 1] / length, length,
+                            np.array([a.width_m / 2.0 for a in site.aisles]))
+        self._recent: deque[_Step] = deque(maxlen=2 * p.motion_half_s + 1)
+        self.stats = {"motion_refilters": 0, "off_aisle_s": 0, "frames": 0, "unknown_frames": 0,
+                      "late": 0, "epochs": 0,
+                      "gnss_fixes": 0,
                       "gnss_accepted": 0, "gnss_gated": 0, "gnss_no_fix": 0, "grid_resets": 0,
                       "rssi_clipped": 0}
 
@@ -216,20 +256,43 @@ class Tracker:
             self.stats["gnss_fixes"] += 1
             self.grid.update_gnss(f.x_m, f.y_m, max(f.sigma_m, 1.0))
 
+        gxy = np.array([fixes[-1].x_m, fixes[-1].y_m]) if fixes else None
+        was_moving = self.motion.moving
+        self.motion.update(h_idx, z, gxy, fixes[-1].sigma_m if fixes else 0.0)
         if ekf is None:
             if h_idx.size >= p.min_emitters_to_start or fixes:
                 ekf = self._start()
             else:
                 return Estimate(float(t), 0.0, 0.0, (0.0, 0.0, 0.0), 0.0, False, valid=False)
+            self._recent.clear()
         else:
-            self._predict(ekf, dt)
-            if h_idx.size:
-                self._update_rssi(ekf, float(t), h_idx, z, ncount)
-            for f in fixes:
-                self._update_gnss(ekf, f)
+            step = _Step(float(t), dt, h_idx, z, ncount, fixes, ekf.x.copy(), ekf.P.copy())
+            self._recent.append(step)
+            if self.motion.moving and not was_moving and len(self._recent) > 1:
+                self._refilter_as_moving(ekf)
+            else:
+                self._ekf_step(ekf, step, learn=True)
             self._check_grid(ekf)
         self._constrain(ekf)
         return self._estimate(ekf, float(t))
+
+    def _ekf_step(self, ekf: Ekf, st: _Step, learn: bool) -> None:
+        self._predict(ekf, st.dt)
+        if st.idx.size:
+            self._update_rssi(ekf, st.t, st.idx, st.z, st.n, learn)
+        for f in st.fixes:
+            self._update_gnss(ekf, f, learn)
+        if not learn:
+            self._constrain(ekf)
+
+    def _refilter_as_moving(self, ekf: Ekf) -> None:
+        """The drift test needs a few seconds to see motion start, during which the idle model
+        held the position still: rerun those seconds (data <= t only) with the moving model."""
+        self.stats["motion_refilters"] += 1
+        steps = list(self._recent)
+        ekf.set_state(steps[0].x_before, steps[0].p_before)
+        for i, st in enumerate(steps):
+            self._ekf_step(ekf, st, learn=i == len(steps) - 1)
 
     def _calibrate_grid(self) -> None:
         """Refresh the grid's tables with the EKF's current offsets and wall loss."""
@@ -261,21 +324,27 @@ class Tracker:
         return self.ekf
 
     def _predict(self, ekf: Ekf, dt: float) -> None:
+        """Constant velocity while moving; idle: velocity forced to zero, position nearly fixed."""
         p = self.p
         f = np.eye(self.dim)
-        f[0, 2] = f[1, 3] = dt
         q = np.zeros((self.dim, self.dim))
-        a = p.accel_sigma_mps2 if self.motion.moving else p.idle_accel_sigma_mps2
-        qa = a * a
-        q[0, 0] = q[1, 1] = qa * dt ** 4 / 4.0
-        q[0, 2] = q[2, 0] = q[1, 3] = q[3, 1] = qa * dt ** 3 / 2.0
-        q[2, 2] = q[3, 3] = qa * dt * dt
+        if self.motion.moving:
+            f[0, 2] = f[1, 3] = dt
+            qa = p.accel_sigma_mps2 ** 2
+            q[0, 0] = q[1, 1] = qa * dt ** 4 / 4.0
+            q[0, 2] = q[2, 0] = q[1, 3] = q[3, 1] = qa * dt ** 3 / 2.0
+            q[2, 2] = q[3, 3] = qa * dt * dt
+        else:
+            f[2, 2] = f[3, 3] = 0.0
+            q[0, 0] = q[1, 1] = p.idle_walk_mps ** 2 * dt
+            q[2, 2] = q[3, 3] = IDLE_VELOCITY_VAR
         w = p.offset_walk_db_per_sqrt_s ** 2 * dt
         idx = np.arange(4, self.dim)
         q[idx, idx] = w
         ekf.predict(f, q)
 
-    def _update_rssi(self, ekf: Ekf, t: float, idx: IntArray, z: Array, ncount: Array) -> None:
+    def _update_rssi(self, ekf: Ekf, t: float, idx: IntArray, z: Array, ncount: Array,
+                     learn: bool) -> None:
         p = self.p
         x = ekf.x
         px, py = float(x[0]), float(x[1])
@@ -301,13 +370,15 @@ class Tracker:
         clip = p.innovation_clip_sigma ** 2
         big = nis > clip
         if big.any():
-            self.stats["rssi_clipped"] += int(big.sum())
+            if learn:
+                self.stats["rssi_clipped"] += int(big.sum())
             r = np.where(big, r * nis / clip, r)
-        pos_sigma = math.sqrt(max(ekf.P[0, 0] + ekf.P[1, 1], 0.0) / 2.0)
-        self.monitor.observe(t, idx, nis, pos_sigma < p.confident_sigma_m)
+        if learn:
+            pos_sigma = math.sqrt(max(ekf.P[0, 0] + ekf.P[1, 1], 0.0) / 2.0)
+            self.monitor.observe(t, idx, nis, pos_sigma < p.confident_sigma_m)
         ekf.update(z, lambda _x: h, lambda _x: hj, np.diag(r))
 
-    def _update_gnss(self, ekf: Ekf, f: GnssFix) -> None:
+    def _update_gnss(self, ekf: Ekf, f: GnssFix, learn: bool) -> None:
         p = self.p
         x = ekf.x
         sigma = max(f.sigma_m, 0.5)
@@ -321,9 +392,9 @@ class Tracker:
         s = ekf.P[:2, :2] + r
         d2 = float(y @ np.linalg.solve(s, y))
         if d2 > p.gnss_gate_chi2:
-            self.stats["gnss_gated"] += 1
+            self.stats["gnss_gated"] += int(learn)
             return
-        self.stats["gnss_accepted"] += 1
+        self.stats["gnss_accepted"] += int(learn)
         h = x[:2].copy()
         ekf.update(zf, lambda _x: h, lambda _x: hj, r)
 
@@ -351,8 +422,40 @@ class Tracker:
         pn[2, 2] = pn[3, 3] = 1.0
         ekf.set_state(xn, pn)
 
-    def _constrain(self, ekf: Ekf) -> None:
+    def _snap_to_aisle(self, ekf: Ekf) -> None:
+        """Soft constraint to the nearest aisle's centre line (position and heading) when on it."""
+        if self._aisles is None:
+            return
+        a0x, a0y, ux, uy, length, half_w = self._aisles
         x = ekf.x
+        px, py = float(x[0]), float(x[1])
+        s = np.clip((px - a0x) * ux + (py - a0y) * uy, 0.0, length)
+        cx = a0x + s * ux
+        cy = a0y + s * uy
+        d = np.hypot(px - cx, py - cy)
+        j = int(np.argmin(d - half_w))
+        if d[j] > half_w[j] + self.p.aisle_capture_m:
+            self.stats["off_aisle_s"] += 1
+            return
+        nx, ny = -uy[j], ux[j]
+        hj = np.zeros((2, self.dim))
+        hj[0, 0], hj[0, 1] = nx, ny
+        hj[1, 2], hj[1, 3] = nx, ny
+        z = np.array([nx * cx[j] + ny * cy[j], 0.0])
+        h = np.array([nx * px + ny * py, nx * x[2] + ny * x[3]])
+        sig = max(half_w[j] / 2.0, AISLE_MIN_SIGMA_M)
+        r = np.diag([sig * sig, AISLE_CROSS_SPEED_MPS ** 2])
+        ekf.update(z, lambda _x: h, lambda _x: hj, r)
+
+    def _constrain(self, ekf: Ekf) -> None:
+        self._snap_to_aisle(ekf)
+        x = ekf.x
+        wl = float(np.clip(x[self.i_wall], WALL_LOSS_MIN_DB, WALL_LOSS_MAX_DB))
+        if wl != x[self.i_wall]:
+            xn = x.copy()
+            xn[self.i_wall] = wl
+            ekf.set_state(xn)
+            x = ekf.x
         b = self.site.bounds
         cx, cy = b.clamp(float(x[0]), float(x[1]))
         if cx != x[0] or cy != x[1]:
@@ -373,7 +476,7 @@ class Tracker:
     def _estimate(self, ekf: Ekf, t: float) -> Estimate:
         x = ekf.x
         speed = float(np.hypot(x[2], x[3]))
-        moving = self.motion.update(speed)
+        moving = self.motion.moving
         pp = ekf.P
         valid = self._last_meas_t is not None and t - self._last_meas_t <= self.p.stale_after_s
         return Estimate(t, float(x[0]), float(x[1]),

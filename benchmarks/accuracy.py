@@ -1,0 +1,213 @@
+"""Fusion accuracy on firmware_sim scenarios: tracker vs weighted centroid vs static CRB, and speed.
+
+    .venv/bin/python benchmarks/accuracy.py [--seeds 3] [--duration 1800] [--scenarios a,b]
+
+Per scenario (over the seeds) and zone: RMSE / p50 / p95 / availability of the tracker, the
+centroid's RMSE and the RMS static CRB; then moving share and distance against truth, tracker time
+on SimRun.observations (parsing excluded) and the real-time factor. Stale-survey cost is printed
+when both stale_survey and its control run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge_agent.estimate import Estimate
+from edge_agent.fusion.baselines import weighted_centroid
+from edge_agent.fusion.evaluate import (
+    Truth,
+    crb_per_second,
+    crb_rms,
+    gnss_seconds,
+    motion_figures,
+    score,
+)
+from edge_agent.fusion.tracker import Tracker, TrackerParams
+from edge_agent.site import Site
+
+
+@dataclass
+class Acc:
+    """Per-scenario accumulation over seeds: concatenated errors per zone, and sums."""
+
+    err: dict[str, list[float]] = field(default_factory=dict)
+    cen: dict[str, list[float]] = field(default_factory=dict)
+    crb: dict[str, list[float]] = field(default_factory=dict)
+    avail: list[float] = field(default_factory=list)
+    yard_gnss: list[float] = field(default_factory=list)
+    tracker_s: float = 0.0
+    sim_s: float = 0.0
+    obs: int = 0
+    peak_mb: float = 0.0
+    motion: list[dict[str, float]] = field(default_factory=list)
+    resets: int = 0
+    moved: list[str] = field(default_factory=list)
+
+
+def run_tracker(site: Site, observations: list[Any], params: TrackerParams | None = None
+                ) -> tuple[list[Estimate], float, Tracker]:
+    tr = Tracker(site, params)
+    out: list[Estimate] = []
+    gc.collect()
+    t0 = time.process_time()
+    ext = out.extend
+    proc = tr.process
+    for o in observations:
+        r = proc(o)
+        if r:
+            ext(r)
+    out.extend(tr.finish())
+    return out, time.process_time() - t0, tr
+
+
+def errors_by_zone(site: Site, truth: Truth, est: list[Estimate],
+                   keep: set[float] | None = None) -> dict[str, list[float]]:
+    res: dict[str, list[float]] = {}
+    ev = [e for e in est if e.valid and (keep is None or e.t in keep)]
+    if not ev:
+        return res
+    tx, ty, _ = truth.at(np.array([e.t for e in ev]))
+    for e, x, y in zip(ev, tx, ty, strict=True):
+        z = site.zone_at(float(x), float(y))
+        name = z.name if z else "(none)"
+        d = math.hypot(e.x_m - x, e.y_m - y)
+        res.setdefault(name, []).append(d)
+        res.setdefault("all", []).append(d)
+    return res
+
+
+def fmt(v: float) -> str:
+    return f"{v:6.2f}" if math.isfinite(v) else "   n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per scenario (default 3)")
+    ap.add_argument("--duration", type=float, default=None,
+                    help="simulated seconds per run (default: the scenario's own)")
+    ap.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
+    ap.add_argument("--memory", action="store_true",
+                    help="also measure the tracker's peak Python memory (slower: tracemalloc)")
+    args = ap.parse_args(argv)
+    from firmware_sim import simulate
+    from firmware_sim.scenarios import SCENARIOS
+
+    names = [s for s in args.scenarios.split(",") if s] or list(SCENARIOS)
+    wifi_sigma, ble_sigma = 4.0, 5.0
+    results: dict[str, Acc] = {}
+    for name in names:
+        acc = results.setdefault(name, Acc())
+        for seed in range(args.seeds):
+            t_sim = time.perf_counter()
+            run = simulate(name, seed=seed, duration_s=args.duration)
+            sim_s = time.perf_counter() - t_sim
+            obs = list(run.observations)
+            truth = Truth(*(np.asarray(getattr(run.truth, k) if hasattr(run.truth, k)
+                                       else run.truth[k], dtype=np.float64)
+                            for k in ("t", "x", "y", "speed", "moving")))
+            sigmas = _scenario_sigmas(run, wifi_sigma, ble_sigma)
+            est, cpu_s, tr = run_tracker(run.site, obs)
+            if args.memory:
+                tracemalloc.start()
+                run_tracker(run.site, obs)
+                acc.peak_mb = max(acc.peak_mb, tracemalloc.get_traced_memory()[1] / 1e6)
+                tracemalloc.stop()
+            acc.tracker_s += cpu_s
+            acc.sim_s += float(truth.t[-1] - truth.t[0])
+            acc.obs += len(obs)
+            for k, v in errors_by_zone(run.site, truth, est).items():
+                acc.err.setdefault(k, []).extend(v)
+            for k, v in errors_by_zone(run.site, truth, weighted_centroid(run.site, obs)).items():
+                acc.cen.setdefault(k, []).extend(v)
+            bounds = crb_per_second(run.true_site, truth, obs, *sigmas)
+            for k, v in _bounds_by_zone(run.site, truth, bounds).items():
+                acc.crb.setdefault(k, []).extend(v)
+            acc.avail.append(score(run.site, truth, est).availability)
+            gs = gnss_seconds(obs, run.site, truth)
+            if gs:
+                acc.yard_gnss.extend(errors_by_zone(run.site, truth, est, gs).get("all", []))
+            acc.motion.append(motion_figures(truth, est))
+            acc.resets += int(tr.stats["grid_resets"])
+            acc.moved.extend(m for m in tr.monitor.moved_keys() if m not in acc.moved)
+            print(f"  {name} seed {seed}: sim {sim_s:.1f}s, {len(obs)} obs, tracker {cpu_s:.2f}s",
+                  file=sys.stderr)
+    _print(results)
+    return 0
+
+
+def _scenario_sigmas(run: Any, wifi: float, ble: float) -> tuple[float, float]:
+    """The simulator's shadowing sigmas when it exposes them, else the tracker's defaults."""
+    sc = getattr(run, "scenario", None)
+    w = getattr(sc, "wifi_shadow_db", None) or getattr(sc, "shadowing_db", None) or wifi
+    b = getattr(sc, "ble_shadow_db", None) or getattr(sc, "shadowing_db", None) or ble
+    return float(w), float(b)
+
+
+def _bounds_by_zone(site: Site, truth: Truth, bounds: dict[float, float]
+                    ) -> dict[str, list[float]]:
+    res: dict[str, list[float]] = {}
+    for k, v in bounds.items():
+        if not math.isfinite(v):
+            continue
+        x, y, _ = truth.at(np.array([k]))
+        z = site.zone_at(float(x[0]), float(y[0]))
+        res.setdefault(z.name if z else "(none)", []).append(v)
+        res.setdefault("all", []).append(v)
+    return res
+
+
+def _rms(v: list[float]) -> float:
+    return float(np.sqrt(np.mean(np.square(v)))) if v else float("nan")
+
+
+def _pct(v: list[float], q: float) -> float:
+    return float(np.percentile(v, q)) if v else float("nan")
+
+
+def _print(results: dict[str, Acc]) -> None:
+    print(f"{'scenario':14s} {'zone':8s} {'n':>6s} {'RMSE':>6s} {'p50':>6s} {'p95':>6s} "
+          f"{'cent.':>6s} {'ratio':>6s} {'CRB':>6s} {'/CRB':>6s}")
+    for name, a in results.items():
+        for zone in ["all", *sorted(k for k in a.err if k != "all")]:
+            e = a.err.get(zone, [])
+            r = _rms(e)
+            c = _rms(a.cen.get(zone, []))
+            b = _rms(a.crb.get(zone, []))
+            print(f"{name:14s} {zone:8s} {len(e):6d} {fmt(r)} {fmt(_pct(e, 50))} "
+                  f"{fmt(_pct(e, 95))} {fmt(c)} {fmt(r / c if c else float('nan'))} {fmt(b)} "
+                  f"{fmt(r / b if b else float('nan'))}")
+    print()
+    print(f"{'scenario':14s} {'avail':>6s} {'yardGNSS':>8s} {'mov.true':>8s} {'mov.est':>8s} "
+          f"{'dist.err':>8s} {'tracker':>8s} {'x realtime':>10s} {'obs/s':>8s} {'resets':>6s} "
+          f"moved")
+    for name, a in results.items():
+        mt = float(np.mean([m.get("moving_share_true", np.nan) for m in a.motion]))
+        me = float(np.mean([m.get("moving_share_est", np.nan) for m in a.motion]))
+        dt = sum(m.get("distance_true_m", 0.0) for m in a.motion)
+        de = sum(m.get("distance_est_m", 0.0) for m in a.motion)
+        mem = f" peak {a.peak_mb:.0f} MB" if a.peak_mb else ""
+        print(f"{name:14s} {min(a.avail):6.3f} {fmt(_rms(a.yard_gnss)):>8s} {mt * 100:7.1f}% "
+              f"{me * 100:7.1f}% {(de / dt - 1) * 100 if dt else float('nan'):+7.1f}% "
+              f"{a.tracker_s:7.2f}s {a.sim_s / max(a.tracker_s, 1e-9):9.0f}x "
+              f"{a.obs / max(a.tracker_s, 1e-9):8.0f} {a.resets:6d} {','.join(a.moved)}{mem}")
+    if "stale_survey" in results:
+        ctrl = [k for k in results if k.startswith("stale_survey_control")
+                or k == "stale_control"]
+        if ctrl:
+            rs = _rms(results["stale_survey"].err.get("all", []))
+            rc = _rms(results[ctrl[0]].err.get("all", []))
+            print(f"\nstale survey cost: RMSE {rs:.2f} vs control {rc:.2f} m: "
+                  f"{(rs / rc - 1) * 100:+.1f}%")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
