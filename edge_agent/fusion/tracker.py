@@ -78,6 +78,9 @@ WALL_LOSS_MIN_DB = 3.0
 WALL_LOSS_MAX_DB = 30.0
 """An exterior wall attenuates 3-30 dB (glass to concrete); outside that the estimate is lost."""
 
+GNSS_MIN_SIGMA_M = 0.5
+"""No fix is trusted below this, whatever GST says (antenna on a moving vehicle)."""
+
 _WIFI = 0
 _BLE = 1
 
@@ -379,24 +382,25 @@ class Tracker:
         ekf.update(z, lambda _x: h, lambda _x: hj, np.diag(r))
 
     def _update_gnss(self, ekf: Ekf, f: GnssFix, learn: bool) -> None:
+        """Gate by the fix's own claim (its sigma) against the track; indoors, a fix that passes
+        still counts only as a coarse one (multipath makes its claimed sigma meaningless)."""
         p = self.p
         x = ekf.x
-        sigma = max(f.sigma_m, 0.5)
-        if self.site.is_indoor(float(x[0]), float(x[1])):
-            sigma = max(sigma, p.indoor_gnss_sigma_m)
-        r = np.eye(2) * sigma * sigma
-        hj = np.zeros((2, self.dim))
-        hj[0, 0] = hj[1, 1] = 1.0
+        sigma = max(f.sigma_m, GNSS_MIN_SIGMA_M)
         zf = np.array([f.x_m, f.y_m])
         y = zf - x[:2]
-        s = ekf.P[:2, :2] + r
+        s = ekf.P[:2, :2] + np.eye(2) * sigma * sigma
         d2 = float(y @ np.linalg.solve(s, y))
         if d2 > p.gnss_gate_chi2:
             self.stats["gnss_gated"] += int(learn)
             return
+        if self.site.is_indoor(float(x[0]), float(x[1])):
+            sigma = max(sigma, p.indoor_gnss_sigma_m)
         self.stats["gnss_accepted"] += int(learn)
+        hj = np.zeros((2, self.dim))
+        hj[0, 0] = hj[1, 1] = 1.0
         h = x[:2].copy()
-        ekf.update(zf, lambda _x: h, lambda _x: hj, r)
+        ekf.update(zf, lambda _x: h, lambda _x: hj, np.eye(2) * sigma * sigma)
 
     def _check_grid(self, ekf: Ekf) -> None:
         p = self.p
