@@ -1,8 +1,10 @@
-"""Calibration: the robust log-distance fit recovers known parameters, censoring and moved APs."""
+"""Calibration: the robust fit recovers known parameters, handles censoring, finds moved APs;
+and `edge-agent calibrate` end to end (observations -> wifi.pcap bundle -> fit -> site.json)."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -18,9 +20,10 @@ from edge_agent.calibration import (
     load_points_csv,
     load_truth_csv,
 )
+from edge_agent.cli import main
 from edge_agent.errors import InputError
 from edge_agent.observations import BleObs, Observation, WifiObs
-from edge_agent.site import BleBeacon, Bounds, Origin, Site, WifiAp
+from edge_agent.site import BleBeacon, Bounds, Origin, Site, WifiAp, load_site
 
 RX_H = 2.0
 FLOOR = -92.0
@@ -196,3 +199,73 @@ def test_csv_loaders_name_line_and_column(tmp_path: Path) -> None:
     kp = load_truth_csv(q)
     x, _y, ok = kp.positions_at(np.array([0.5, 5.0]))
     assert ok.tolist() == [True, False] and x[0] == pytest.approx(1.5)
+
+
+@pytest.fixture
+def walk_bundle(tmp_path: Path) -> tuple[Path, Path, Path]:
+    pytest.importorskip("edge_agent.sources.wifi")
+    from edge_agent.capture.writers import write_observations_bundle
+
+    path = lawnmower()
+    obs = [o for o in simulate(path, TRUE, seed=5) if isinstance(o, WifiObs)]
+    bundle = tmp_path / "walk"
+    write_observations_bundle(bundle, SURVEY, obs)
+    truth = bundle / "truth.csv"
+    rows = ["t,x,y"] + [f"{t:.3f},{x:.3f},{y:.3f}"
+                        for t, x, y in zip(path.t_s, path.x_m, path.y_m, strict=True)]
+    truth.write_text("\n".join(rows) + "\n")
+    site = tmp_path / "site.json"
+    SURVEY.save(site)
+    return bundle, truth, site
+
+
+def test_cli_writes_calibrated_site_and_flags_the_moved_ap(
+        walk_bundle: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    bundle, truth, site = walk_bundle
+    assert main(["calibrate", "--site", str(site), "--bundle", str(bundle), "--truth",
+                 str(truth), "--rx-height", "2.0", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    out = Path(report["out"])
+    assert out == site.with_name("site.calibrated.json")
+    moved = [f["key"] for f in report["fits"] if f["moved"]]
+    assert moved == ["02:00:00:00:00:04"]
+    assert "moved: 02:00:00:00:00:04" in captured.err
+    cal = load_site(out)
+    for ap in TRUE.wifi_aps:
+        got = cal.ap(ap.bssid)
+        assert got is not None
+        assert got.rssi_1m_dbm == pytest.approx(ap.rssi_1m_dbm, abs=2.5)
+        assert got.path_loss_exponent == pytest.approx(ap.path_loss_exponent, abs=0.2)
+    ap4 = cal.ap("02:00:00:00:00:04")
+    assert ap4 is not None and math.dist((ap4.x, ap4.y), (55, 35)) < 3.0
+
+
+def test_cli_points_csv_and_keep_positions(walk_bundle: tuple[Path, Path, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    bundle, truth, site = walk_bundle
+    t = np.loadtxt(truth, delimiter=",", skiprows=1)
+    # Six 20 s "standing points" cut out of the walk (the receiver moves 30 m in each: a rough
+    # test of the CSV path, not of standing accuracy).
+    pts = tmp_path / "points.csv"
+    rows = ["t_start,t_end,x,y"]
+    for i in range(0, len(t) - 200, len(t) // 6):
+        rows.append(f"{t[i, 0]:.1f},{t[i, 0] + 1.0:.1f},{t[i, 1]:.2f},{t[i, 2]:.2f}")
+    pts.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", "--site", str(site), "--bundle", str(bundle), "--points", str(pts),
+                 "--out", str(out), "--keep-positions"]) == 0
+    text = capsys.readouterr()
+    assert "rssi_1m dBm" in text.out and f"wrote {out}" in text.err
+    ap4 = load_site(out).ap("02:00:00:00:00:04")
+    assert ap4 is not None and (ap4.x, ap4.y) == (20, 45)
+
+
+def test_cli_bad_points_file_exits_2(walk_bundle: tuple[Path, Path, Path], tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bundle, _truth, site = walk_bundle
+    pts = tmp_path / "points.csv"
+    pts.write_text("t_start,t_end,x,y\n10,5,1,1\n")
+    assert main(["calibrate", "--site", str(site), "--bundle", str(bundle), "--points",
+                 str(pts)]) == 2
+    assert "line 2: t_end" in capsys.readouterr().err
