@@ -1,0 +1,240 @@
+"""MQTT 5 ingest for the dashboard: a shared subscription to every agent's heatmap windows.
+
+Several dashboard instances in one share group split the windows between them (and write one
+shared --db). A message is acknowledged only after its batch is committed to the store, so a
+crash loses nothing; the broker's redelivery and the agents' resends are absorbed by window id.
+Status and site plans are retained topics, which MQTT 5 never sends to shared subscriptions, so
+every instance subscribes to those directly (they are few and idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge_agent.dashboard.store import DashboardStore
+from edge_agent.errors import EdgeAgentError
+from edge_agent.heatmap.codec import decode_window
+from edge_agent.heatmap.window import Window
+from edge_agent.publish.broker_url import parse_broker_url
+from edge_agent.site import site_from_dict
+
+log = logging.getLogger(__name__)
+
+HEATMAP_TOPIC = "plants/+/agents/+/heatmap"
+STATUS_TOPIC = "plants/+/agents/+/status"
+SITE_TOPIC = "plants/+/site"
+DEFAULT_GROUP = "dashboard"
+# Windows committed per SQLite transaction at most: big enough that commits are not the bottleneck
+# at >= 5000 windows/s, small enough that a batch's acknowledgements are not held back long.
+BATCH_MAX = 2000
+# The broker keeps our session (and queues windows for it) this long while we are down: a day
+# covers a night's outage of the central server; agents' outboxes cover longer ones.
+SESSION_EXPIRY_S = 86_400
+KEEPALIVE_S = 30
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+# A status payload longer than this is not a status word; it is stored cut short.
+STATUS_MAX_CHARS = 32
+
+
+@dataclass
+class IngestStats:
+    """Counters since start: messages received, windows stored, duplicates ignored, rejects."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    statuses: int = 0
+    site_plans: int = 0
+
+    def summary(self) -> str:
+        return (f"{self.received} messages: {self.stored} windows stored, {self.duplicates} "
+                f"duplicates ignored, {self.rejected} rejected, {self.statuses} status updates, "
+                f"{self.site_plans} site plans")
+
+
+class DashboardIngest:
+    """Subscribe to the agents' topics on one broker and write what arrives into the store."""
+
+    def __init__(self, store: DashboardStore, broker_url: str, *, group: str = DEFAULT_GROUP,
+                 client_id: str | None = None, tls_ca: str | Path | None = None,
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
+                 session_expiry_s: int = SESSION_EXPIRY_S) -> None:
+        self.store = store
+        self.url = parse_broker_url(broker_url)
+        self.group = group
+        self.stats = IngestStats()
+        self.connected = threading.Event()
+        self.last_error: str | None = None
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._session_expiry_s = session_expiry_s
+        if client_id is None:
+            # Stable per host, group and database: the broker keeps this session's queue.
+            digest = hashlib.sha1(str(store.path.resolve()).encode()).hexdigest()[:8]
+            client_id = f"edge-dashboard-{group}-{socket.gethostname()}-{digest}"
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                        protocol=mqtt.MQTTv5, manual_ack=True)
+        if self.url.user is not None:
+            c.username_pw_set(self.url.user, self.url.password)
+        if self.url.tls:
+            c.tls_set(ca_certs=str(tls_ca) if tls_ca else None,
+                      certfile=str(tls_cert) if tls_cert else None,
+                      keyfile=str(tls_key) if tls_key else None,
+                      cert_reqs=ssl.CERT_REQUIRED)
+        c.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        self.client = c
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (retrying while the broker is away) and start writing."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._session_expiry_s
+        self._writer = threading.Thread(target=self._write_loop, name="dashboard-ingest",
+                                        daemon=True)
+        self._writer.start()
+        self.client.connect_async(self.url.host, self.url.port, keepalive=KEEPALIVE_S,
+                                  clean_start=self._session_expiry_s == 0, properties=props)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self.connected.wait(timeout_s)
+
+    def stop(self) -> str:
+        """Write and acknowledge what was received, disconnect; returns the summary line."""
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join()
+        self.store.close()
+        return self.stats.summary()
+
+    # --- paho callbacks (network thread) --------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
+                    props: Properties | None) -> None:
+        if rc.is_failure:
+            self.last_error = f"broker {self.url} refused the connection: {rc}"
+            log.error("%s", self.last_error)
+            return
+        opts = SubscribeOptions(qos=1)
+        client.subscribe([(f"$share/{self.group}/{HEATMAP_TOPIC}", opts),
+                          (STATUS_TOPIC, opts), (SITE_TOPIC, opts)])
+        self.last_error = None
+        self.connected.set()
+        log.info("connected to %s (group %s)", self.url, self.group)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
+                       props: Properties | None) -> None:
+        self.connected.clear()
+        if rc.is_failure:
+            log.warning("disconnected from %s: %s; reconnecting", self.url, rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(msg)
+
+    # --- writer thread ----------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            batch = [first]
+            while len(batch) < BATCH_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.handle_batch(batch)
+
+    def handle_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
+        """Store a batch in one transaction, then acknowledge every message of it."""
+        windows: list[Window] = []
+        for msg in batch:
+            self.stats.received += 1
+            try:
+                self._handle_one(msg, windows)
+            except (EdgeAgentError, ValueError, KeyError, TypeError) as e:
+                self.stats.rejected += 1
+                log.warning("rejected message on %s: %s", msg.topic, e)
+        if windows:
+            res = self.store.add_windows(windows)
+            self.stats.stored += res.stored
+            self.stats.duplicates += res.duplicates
+        for msg in batch:
+            if msg.qos > 0:
+                self.client.ack(msg.mid, msg.qos)
+
+    def _handle_one(self, msg: mqtt.MQTTMessage, windows: list[Window]) -> None:
+        parts = msg.topic.split("/")
+        if len(parts) == 5 and parts[0] == "plants" and parts[2] == "agents":
+            site, agent, kind = parts[1], parts[3], parts[4]
+            if kind == "heatmap":
+                w = decode_window(msg.payload)
+                if (w.site, w.agent) != (site, agent):
+                    raise ValueError(f"window {w.id!r} says {w.site}/{w.agent}, topic says "
+                                     f"{site}/{agent}")
+                windows.append(w)
+                return
+            if kind == "status":
+                if msg.payload:
+                    status, t_s = parse_status(bytes(msg.payload))
+                    self.store.set_status(site, agent, status, t_s)
+                    self.stats.statuses += 1
+                return
+        if len(parts) == 3 and parts[0] == "plants" and parts[2] == "site":
+            if not msg.payload:
+                return
+            plan = json.loads(msg.payload)
+            site_obj = site_from_dict(plan, msg.topic)  # validate before keeping
+            if site_obj.site != parts[1]:
+                raise ValueError(f"site plan {site_obj.site!r} on topic of site {parts[1]!r}")
+            self.store.set_site_plan(site_obj.to_dict(), f"mqtt:{msg.topic}")
+            self.stats.site_plans += 1
+            return
+        raise ValueError("unexpected topic")
+
+
+def parse_status(payload: bytes) -> tuple[str, float | None]:
+    """An agent status payload: JSON {"status"|"state": ..., "t": ...} or a bare word."""
+    text = payload.decode("utf-8", errors="replace").strip()
+    t_s: float | None = None
+    status = text
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict):
+        status = str(doc.get("status", doc.get("state", "unknown")))
+        t = doc.get("t", doc.get("t_s"))
+        if isinstance(t, int | float) and not isinstance(t, bool):
+            t_s = float(t)
+    elif isinstance(doc, str):
+        status = doc
+    return status.lower()[:STATUS_MAX_CHARS] or "unknown", t_s

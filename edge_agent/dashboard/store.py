@@ -1,0 +1,289 @@
+"""The dashboard's central SQLite store: every agent's windows (each id once), status, site plans.
+
+Windows arrive at least once (agents resend until acknowledged), so `add_windows` ignores an id it
+already holds. Totals are columns for fast SQL sums; heatmaps are merged with the agent's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent.heatmap.window import Window, merge_windows
+
+# A writer (the ingest thread) and readers (HTTP requests) share the file; a reader waits at most
+# this long for a write lock instead of failing at once.
+BUSY_TIMEOUT_MS = 10_000
+# Merged heatmaps kept in memory, keyed by (site, range, store version): the page re-asks the same
+# range on every live update; a handful of ranges is all a supervisor's browser uses.
+HEATMAP_CACHE_SIZE = 32
+# Grid used for an empty range of a site whose agents never sent a window (the agent's default).
+DEFAULT_CELL_M = 2.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS windows (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    dwell_s REAL NOT NULL,
+    moving_s REAL NOT NULL,
+    idle_s REAL NOT NULL,
+    no_position_s REAL NOT NULL,
+    distance_m REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS windows_site_start ON windows (site, start);
+CREATE TABLE IF NOT EXISTS window_zones (
+    window_id TEXT NOT NULL,
+    site TEXT NOT NULL,
+    start REAL NOT NULL,
+    zone TEXT NOT NULL,
+    dwell_s REAL NOT NULL,
+    moving_s REAL NOT NULL,
+    idle_s REAL NOT NULL,
+    PRIMARY KEY (window_id, zone)
+);
+CREATE INDEX IF NOT EXISTS window_zones_site_start ON window_zones (site, start);
+CREATE TABLE IF NOT EXISTS agents (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'unknown',
+    status_t REAL,
+    last_window_end REAL,
+    PRIMARY KEY (site, agent)
+);
+CREATE TABLE IF NOT EXISTS sites (
+    site TEXT PRIMARY KEY,
+    plan TEXT,
+    source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('version', 0);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What one add_windows call did: new windows stored, repeats ignored."""
+
+    stored: int
+    duplicates: int
+
+
+class DashboardStore:
+    """SQLite (WAL) store shared by the ingest thread and the web app; one connection per thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._cache: dict[tuple[str, float, float, int], dict[str, Any]] = {}
+        self._cache_lock = threading.Lock()
+        db = self._db()
+        db.executescript(_SCHEMA)
+        db.commit()
+
+    # --- connections ------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+            self._local.db = db
+        return db
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def add_windows(self, windows: Iterable[Window]) -> AddResult:
+        """Store windows in one transaction; a window id already held is ignored (at-least-once)."""
+        db = self._db()
+        stored = dups = 0
+        with db:
+            for w in windows:
+                cur = db.execute(
+                    'INSERT OR IGNORE INTO windows (id, site, agent, start, "end", dwell_s, '
+                    "moving_s, idle_s, no_position_s, distance_m, payload) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (w.id, w.site, w.agent, w.start, w.end, w.dwell_s, w.moving_s, w.idle_s,
+                     w.no_position_s, w.distance_m,
+                     json.dumps(w.to_payload(), separators=(",", ":"))))
+                if cur.rowcount != 1:
+                    dups += 1
+                    continue
+                stored += 1
+                db.executemany(
+                    "INSERT OR IGNORE INTO window_zones (window_id, site, start, zone, dwell_s, "
+                    "moving_s, idle_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(w.id, w.site, w.start, name, z[0], z[1], z[2])
+                     for name, z in w.zones.items()])
+                db.execute(
+                    "INSERT INTO agents (site, agent, last_window_end) VALUES (?, ?, ?) "
+                    "ON CONFLICT (site, agent) DO UPDATE SET last_window_end = "
+                    "max(coalesce(last_window_end, excluded.last_window_end), "
+                    "excluded.last_window_end)", (w.site, w.agent, w.end))
+                db.execute("INSERT OR IGNORE INTO sites (site, plan, source) VALUES (?, NULL, ?)",
+                           (w.site, "windows"))
+            if stored:
+                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
+        return AddResult(stored, dups)
+
+    def set_status(self, site: str, agent: str, status: str, t_s: float | None = None) -> None:
+        """Record an agent's reported state (online/offline) and, if given, when it said so."""
+        db = self._db()
+        with db:
+            db.execute(
+                "INSERT INTO agents (site, agent, status, status_t) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (site, agent) DO UPDATE SET status = excluded.status, "
+                "status_t = coalesce(excluded.status_t, status_t)", (site, agent, status, t_s))
+            db.execute("INSERT OR IGNORE INTO sites (site, plan, source) VALUES (?, NULL, ?)",
+                       (site, "status"))
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
+
+    def set_site_plan(self, plan: dict[str, Any], source: str) -> None:
+        """Keep a validated site.json document (from --site-file or the retained site topic)."""
+        db = self._db()
+        with db:
+            db.execute("INSERT INTO sites (site, plan, source) VALUES (?, ?, ?) "
+                       "ON CONFLICT (site) DO UPDATE SET plan = excluded.plan, "
+                       "source = excluded.source",
+                       (plan["site"], json.dumps(plan), source))
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def version(self) -> int:
+        """A counter that grows on every change: the page polls it to know when to refresh."""
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return int(row[0])
+
+    def count_windows(self, site: str | None = None) -> int:
+        q = "SELECT count(*) FROM windows" + (" WHERE site = ?" if site is not None else "")
+        return int(self._db().execute(q, () if site is None else (site,)).fetchone()[0])
+
+    def has_site(self, site: str) -> bool:
+        return self._db().execute("SELECT 1 FROM sites WHERE site = ?",
+                                  (site,)).fetchone() is not None
+
+    def site_plan(self, site: str) -> dict[str, Any] | None:
+        row = self._db().execute("SELECT plan FROM sites WHERE site = ?", (site,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def sites(self) -> list[dict[str, Any]]:
+        """Every known site: its plan (or None), agent count, and the span of its windows."""
+        db = self._db()
+        out = []
+        for site, plan in db.execute("SELECT site, plan FROM sites ORDER BY site").fetchall():
+            first, last, n = db.execute(
+                'SELECT min(start), max("end"), count(*) FROM windows WHERE site = ?',
+                (site,)).fetchone()
+            agents = db.execute("SELECT count(*) FROM agents WHERE site = ?", (site,)).fetchone()
+            out.append({"site": site, "plan": json.loads(plan) if plan else None,
+                        "agents": int(agents[0]), "windows": int(n),
+                        "first_start": first, "last_end": last})
+        return out
+
+    def utilisation(self, site: str, t0: float, t1: float) -> dict[str, Any]:
+        """Per agent and per zone sums of the windows whose start is in [t0, t1)."""
+        db = self._db()
+        lo, hi = _sql_bound(t0), _sql_bound(t1)
+        agents: dict[str, dict[str, Any]] = {}
+        for agent, status, status_t, last_end in db.execute(
+                "SELECT agent, status, status_t, last_window_end FROM agents WHERE site = ? "
+                "ORDER BY agent", (site,)):
+            seen = [t for t in (status_t, last_end) if t is not None]
+            agents[agent] = {"agent": agent, "dwell_s": 0.0, "moving_s": 0.0, "idle_s": 0.0,
+                             "no_position_s": 0.0, "distance_m": 0.0, "windows": 0,
+                             "status": status, "last_seen": max(seen) if seen else None}
+        for row in db.execute(
+                "SELECT agent, sum(dwell_s), sum(moving_s), sum(idle_s), sum(no_position_s), "
+                "sum(distance_m), count(*) FROM windows WHERE site = ? AND start >= ? "
+                "AND start < ? GROUP BY agent", (site, lo, hi)):
+            a = agents.setdefault(row[0], {"agent": row[0], "status": "unknown",
+                                           "last_seen": None})
+            a.update(dwell_s=row[1], moving_s=row[2], idle_s=row[3], no_position_s=row[4],
+                     distance_m=row[5], windows=row[6])
+        for a in agents.values():
+            covered_s = a["dwell_s"] + a["no_position_s"]
+            a["utilisation_pct"] = 100.0 * a["moving_s"] / covered_s if covered_s > 0 else None
+        zones = [{"zone": r[0], "dwell_s": r[1], "moving_s": r[2], "idle_s": r[3]}
+                 for r in db.execute(
+                     "SELECT zone, sum(dwell_s), sum(moving_s), sum(idle_s) FROM window_zones "
+                     "WHERE site = ? AND start >= ? AND start < ? GROUP BY zone ORDER BY zone",
+                     (site, lo, hi))]
+        keys = ("dwell_s", "moving_s", "idle_s", "no_position_s", "distance_m", "windows")
+        totals: dict[str, Any] = {k: sum(a[k] for a in agents.values()) for k in keys}
+        return {"site": site, "from": _json_bound(t0), "to": _json_bound(t1),
+                "agents": list(agents.values()), "zones": zones, "totals": totals}
+
+    def windows(self, site: str, t0: float, t1: float) -> list[Window]:
+        """The stored windows of a site whose start is in [t0, t1), in start order."""
+        rows = self._db().execute(
+            "SELECT payload FROM windows WHERE site = ? AND start >= ? AND start < ? "
+            "ORDER BY start, id", (site, _sql_bound(t0), _sql_bound(t1))).fetchall()
+        return [Window.from_payload(json.loads(r[0])) for r in rows]
+
+    def heatmap(self, site: str, t0: float, t1: float) -> dict[str, Any]:
+        """The fleet's merged heatmap for [t0, t1) in the spec's heatmap.json shape."""
+        key = (site, t0, t1, self.version())
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        wins = self.windows(site, t0, t1)
+        if wins:
+            payload = merge_windows(wins).to_payload()
+            payload.pop("id", None)
+            agents = sorted({w.agent for w in wins})
+        else:
+            payload = self._empty_heatmap(site)
+            agents = []
+        payload.update({"site": site, "agent": "*", "agents": agents, "windows": len(wins),
+                        "from": _json_bound(t0), "to": _json_bound(t1)})
+        with self._cache_lock:
+            if len(self._cache) >= HEATMAP_CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = payload
+        return payload
+
+    def _empty_heatmap(self, site: str) -> dict[str, Any]:
+        """No window in range: the grid of the site's latest window, or of its plan's bounds."""
+        row = self._db().execute("SELECT payload FROM windows WHERE site = ? ORDER BY start DESC "
+                                 "LIMIT 1", (site,)).fetchone()
+        grid: dict[str, Any] | None = None
+        if row:
+            grid = json.loads(row[0]).get("grid")
+        else:
+            plan = self.site_plan(site)
+            if plan:
+                b = plan["bounds"]
+                grid = {"x0": b["xmin"], "y0": b["ymin"], "cell_m": DEFAULT_CELL_M,
+                        "nx": math.ceil((b["xmax"] - b["xmin"]) / DEFAULT_CELL_M),
+                        "ny": math.ceil((b["ymax"] - b["ymin"]) / DEFAULT_CELL_M)}
+        return {"start": None, "end": None, "grid": grid, "cells": [], "zones": {},
+                "totals": {"dwell_s": 0.0, "moving_s": 0.0, "idle_s": 0.0,
+                           "no_position_s": 0.0, "distance_m": 0.0}}
+
+
+def _sql_bound(t: float) -> float:
+    """SQLite has no infinity literal binding issue, but keep open ends explicit and finite."""
+    return max(min(t, 1e300), -1e300)
+
+
+def _json_bound(t: float) -> float | None:
+    return t if math.isfinite(t) else None
