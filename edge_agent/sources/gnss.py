@@ -1,0 +1,168 @@
+"""GNSS source: NMEA 0183 from a log file, a serial port (pyserial) or gpsd, as site-frame fixes.
+
+All three feed bytes into the same framer and epoch assembler (sources/nmea.py); this module
+only opens the byte stream and converts WGS84 to the site's metre frame.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from edge_agent.errors import CaptureError, SourceError
+from edge_agent.observations import GnssFix, GnssNoFix
+from edge_agent.site import Origin, Site, geodetic_to_enu
+from edge_agent.sources.base import SourceStats
+from edge_agent.sources.nmea import (
+    UNKNOWN_HDOP,
+    Epoch,
+    EpochAssembler,
+    NmeaFramer,
+    sigma_from_gst,
+    sigma_from_hdop,
+)
+
+READ_CHUNK_BYTES = 1 << 16
+GPSD_DEFAULT_PORT = 2947
+_SOCKET_TIMEOUT_S = 1.0  # bounds how long stop()/duration can wait on a silent receiver
+
+ByteStream = Callable[[], Iterator[bytes]]
+
+
+class GnssSource:
+    """Iterate GnssFix / GnssNoFix in time order; counters in `.stats`.
+
+    site None (survey mode): x/y are metres east/north of the first fix.
+    """
+
+    kind = "gnss"
+
+    def __init__(self, stream: ByteStream, site: Site | None, *, name: str = "gnss",
+                 duration_s: float | None = None) -> None:
+        self.stats = SourceStats()
+        self.site = site
+        self.name = name
+        self.duration_s = duration_s
+        self._stream = stream
+        self._stop = threading.Event()
+        self._origin: Origin | None = None
+
+    def stop(self) -> None:
+        """Stop a live source after the chunk being read (no-op for files)."""
+        self._stop.set()
+
+    def __iter__(self) -> Iterator[GnssFix | GnssNoFix]:
+        framer = NmeaFramer(self.stats)
+        epochs = EpochAssembler(self.stats)
+        started = time.monotonic()
+        for chunk in self._stream():
+            for sentence in framer.feed(chunk):
+                for epoch in epochs.add(sentence):
+                    yield self._observation(epoch)
+            if self._stop.is_set() or (self.duration_s is not None
+                                       and time.monotonic() - started >= self.duration_s):
+                break
+        for sentence in framer.flush():
+            for epoch in epochs.add(sentence):
+                yield self._observation(epoch)
+        for epoch in epochs.flush():
+            yield self._observation(epoch)
+
+    def _observation(self, e: Epoch) -> GnssFix | GnssNoFix:
+        self.stats.observations += 1
+        if not e.fix:
+            return GnssNoFix(e.t)
+        if self.site is not None:
+            x_m, y_m = self.site.to_local(e.lat, e.lon)
+        else:
+            if self._origin is None:
+                self._origin = Origin(e.lat, e.lon, e.alt_m or 0.0)
+            x_m, y_m, _ = geodetic_to_enu(e.lat, e.lon, self._origin.alt, self._origin)
+        has_gst = e.sigma_lat_m is not None and e.sigma_lon_m is not None
+        if e.sigma_lat_m is not None and e.sigma_lon_m is not None:
+            sigma_m = sigma_from_gst(e.sigma_lat_m, e.sigma_lon_m)
+        else:
+            sigma_m = sigma_from_hdop(e.hdop or UNKNOWN_HDOP)
+        return GnssFix(e.t, x_m, y_m, sigma_m, e.hdop, e.fix_quality, e.lat, e.lon, e.num_sats,
+                       has_gst)
+
+    # -- constructors ------------------------------------------------------------------------
+
+    @classmethod
+    def replay(cls, path: str | Path, site: Site | None) -> GnssSource:
+        """An NMEA log file (CaptureError if it cannot be opened)."""
+        p = Path(path)
+        try:
+            f = p.open("rb")
+        except OSError as e:
+            raise CaptureError(p, f"cannot open NMEA log: {e.strerror or e}") from None
+
+        def stream() -> Iterator[bytes]:
+            with f:
+                while chunk := f.read(READ_CHUNK_BYTES):
+                    yield chunk
+
+        return cls(stream, site, name=str(p))
+
+    @classmethod
+    def serial(cls, port: str, baud: int, site: Site | None, *,
+               duration_s: float | None = None) -> GnssSource:
+        """A receiver on a serial port (USB CDC-ACM or UART) through pyserial."""
+        try:
+            import serial
+        except ImportError as e:
+            raise SourceError(f"GNSS on a serial port needs pyserial: {e}") from None
+        try:
+            dev = serial.Serial(port, baud, timeout=_SOCKET_TIMEOUT_S)
+        except (serial.SerialException, ValueError) as e:
+            raise SourceError(f"{port}: cannot open serial port: {e}") from None
+
+        def stream() -> Iterator[bytes]:
+            with dev:
+                while True:
+                    try:
+                        chunk = dev.read(max(1, dev.in_waiting or 1))
+                    except serial.SerialException as e:
+                        raise SourceError(f"{port}: serial read failed: {e}") from None
+                    yield bytes(chunk)  # may be b"" on timeout: lets stop()/duration apply
+
+        return cls(stream, site, name=port, duration_s=duration_s)
+
+    @classmethod
+    def gpsd(cls, host: str, port: int = GPSD_DEFAULT_PORT, site: Site | None = None, *,
+             raw: bool = False, duration_s: float | None = None) -> GnssSource:
+        """gpsd's TCP service: ?WATCH with "nmea": true (or "raw": 1 for the receiver's bytes)."""
+        try:
+            sock = socket.create_connection((host, port), timeout=5.0)
+        except OSError as e:
+            raise SourceError(f"gpsd {host}:{port}: cannot connect: {e.strerror or e}") from None
+        sock.settimeout(_SOCKET_TIMEOUT_S)
+        watch = {"enable": True, "raw": 1} if raw else {"enable": True, "nmea": True}
+        sock.sendall(b"?WATCH=" + json.dumps(watch).encode() + b";\n")
+
+        def stream() -> Iterator[bytes]:
+            with sock:
+                while True:
+                    try:
+                        chunk = sock.recv(READ_CHUNK_BYTES)
+                    except TimeoutError:
+                        yield b""
+                        continue
+                    except OSError as e:
+                        raise SourceError(f"gpsd {host}:{port}: read failed: {e}") from None
+                    if not chunk:
+                        return  # gpsd closed the connection
+                    yield _drop_gpsd_json(chunk)
+
+        return cls(stream, site, name=f"gpsd {host}:{port}", duration_s=duration_s)
+
+
+def _drop_gpsd_json(chunk: bytes) -> bytes:
+    """gpsd's own JSON replies (VERSION, DEVICES, WATCH) are lines starting with '{': not NMEA."""
+    if b"{" not in chunk:
+        return chunk
+    return b"\n".join(line for line in chunk.split(b"\n") if not line.lstrip().startswith(b"{"))
