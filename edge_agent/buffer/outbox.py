@@ -71,7 +71,8 @@ class Outbox:
     """SQLite WAL outbox with a size and an age bound; safe for one writer and many readers."""
 
     def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 max_age_s: float = DEFAULT_MAX_AGE_S, durable_windows: bool = True) -> None:
+                 max_age_s: float = DEFAULT_MAX_AGE_S, durable_windows: bool = True,
+                 check_same_thread: bool = True) -> None:
         self.path = Path(path)
         if max_bytes <= 0:
             raise InputError(self.path, "must be positive", field="max_bytes", value=max_bytes)
@@ -83,8 +84,11 @@ class Outbox:
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_MS
-                                   / 1000.0)
+            # check_same_thread=False only for callers that serialise access themselves
+            # (OutboxForwarder holds a lock around every use).
+            conn = sqlite3.connect(str(self.path), isolation_level=None,
+                                   timeout=BUSY_TIMEOUT_MS / 1000.0,
+                                   check_same_thread=check_same_thread)
             conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as e:
             raise InputError(self.path, f"cannot open the outbox database: {e}") from None
@@ -251,10 +255,19 @@ class Outbox:
         free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
         return int((pages - free) * page_size)
 
-    def newest_t_s(self) -> float | None:
-        """The newest data time in the database: the reference for the age bound."""
-        values = [self.conn.execute(f"SELECT max(t_s) FROM {t}").fetchone()[0]
-                  for t in ("outbox", "observations", "positions")]
+    def newest_t_s(self, *, health: bool = False) -> float | None:
+        """The newest data time: the reference for the age bound.
+
+        Health records carry wall-clock time while windows, positions and raw rows carry data
+        time (a replayed capture may be years old), so each is aged against its own newest row.
+        """
+        if health:
+            row = self.conn.execute("SELECT max(t_s) FROM outbox WHERE kind = 'health'")
+            v = row.fetchone()[0]
+            return None if v is None else float(v)
+        values = [self.conn.execute(q).fetchone()[0] for q in (
+            "SELECT max(t_s) FROM outbox WHERE kind != 'health'",
+            "SELECT max(t_s) FROM observations", "SELECT max(t_s) FROM positions")]
         present = [float(v) for v in values if v is not None]
         return max(present) if present else None
 
@@ -264,8 +277,10 @@ class Outbox:
         removed: dict[str, int] = {}
         newest = self.newest_t_s()
         if newest is not None:
-            cutoff = newest - self.max_age_s
-            self._age_out(cutoff, removed)
+            self._age_out(newest - self.max_age_s, removed)
+        newest_health = self.newest_t_s(health=True)
+        if newest_health is not None:
+            self._age_out_outbox("health", newest_health - self.max_age_s, removed)
         if self.used_bytes() > self.max_bytes:
             self._shrink(removed)
         return removed
@@ -290,15 +305,21 @@ class Outbox:
                     break
             if n:
                 removed[counter] = removed.get(counter, 0) + n
+        for kind in ("heatmap", "positions"):
+            self._age_out_outbox(kind, cutoff, removed)
+
+    def _age_out_outbox(self, kind: str, cutoff: float, removed: dict[str, int]) -> None:
+        """Settled rows of `kind` older than cutoff go; unsent ones too, except windows."""
         with self._tx():
-            cur = self.conn.execute("DELETE FROM outbox WHERE state != ? AND t_s < ?",
-                                    (PENDING, cutoff))
+            cur = self.conn.execute(
+                "DELETE FROM outbox WHERE kind = ? AND state != ? AND t_s < ?",
+                (kind, PENDING, cutoff))
             if cur.rowcount > 0:
                 self._bump("expired_settled", cur.rowcount)
-            for kind in ("positions", "health"):
+            if kind != "heatmap":
                 cur = self.conn.execute(
-                    "DELETE FROM outbox WHERE state = ? AND kind = ? AND t_s < ?",
-                    (PENDING, kind, cutoff))
+                    "DELETE FROM outbox WHERE kind = ? AND state = ? AND t_s < ?",
+                    (kind, PENDING, cutoff))
                 if cur.rowcount > 0:
                     self._bump(f"dropped_unsent_{kind}", cur.rowcount)
                     removed[f"dropped_unsent_{kind}"] = cur.rowcount

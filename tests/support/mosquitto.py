@@ -184,13 +184,15 @@ def write_password_file(path: Path, users: dict[str, str]) -> None:
 
 def start_mosquitto(tmp_path: Path, *, users: dict[str, str] | None = None,
                     acl: str | None = None, tls: bool = False, extra_conf: str = "",
-                    require_client_cert: bool = False) -> Broker:
+                    require_client_cert: bool = False, persistence: bool = False) -> Broker:
     """Write a config into tmp_path/mosquitto/ and start the broker on free loopback ports.
 
     users=None: anonymous clients allowed. users given: only those, by password. acl: the text of
     a Mosquitto ACL file (e.g. "pattern readwrite plants/+/agents/%u/#"). tls: a second listener
     with a CA and server certificate made here; a client certificate is optional unless
-    require_client_cert. The caller stops it (or uses the `mosquitto*` fixtures, which do).
+    require_client_cert. persistence: sessions and queued QoS 1 messages survive stop()/start()
+    (saved in tmp_path/mosquitto/data/ on SIGTERM). The caller stops it (or uses the `mosquitto*`
+    fixtures, which do).
     """
     require_mosquitto()
     base = tmp_path / "mosquitto"
@@ -200,12 +202,15 @@ def start_mosquitto(tmp_path: Path, *, users: dict[str, str] | None = None,
         # Global auth settings apply to both listeners (simplest, as on a real plant broker).
         "per_listener_settings false",
         f"allow_anonymous {'true' if users is None else 'false'}",
-        "persistence false",
+        f"persistence {'true' if persistence else 'false'}",
         "log_dest stdout",
         "log_type error", "log_type warning", "log_type notice", "log_type information",
         "connection_messages true",
         "log_timestamp true",
     ]
+    if persistence:
+        (base / "data").mkdir(exist_ok=True)
+        lines.append(f"persistence_location {base / 'data'}/")
     if os.geteuid() == 0:
         # Started as root, Mosquitto drops to user "mosquitto", which cannot read pytest's private
         # tmp dir; a test broker keeps root instead (a real broker chowns its files).

@@ -95,8 +95,9 @@ def test_age_bound_drops_raw_and_health_but_never_unsent_windows(tmp_path: Path)
         box.put("old-window", "heatmap", T0, b"w")
         box.put("old-health", "health", T0, b"h")
         box.put("new-window", "heatmap", T0 + 7200, b"w")  # moves "newest" two hours on
+        box.put("new-health", "health", T0 + 7200, b"h")  # health ages on its own (wall) clock
         assert box.raw_counts()["observations"] == 0
-        assert {i.id for i in box.pending(10)} == {"old-window", "new-window"}
+        assert {i.id for i in box.pending(10)} == {"old-window", "new-window", "new-health"}
         c = box.counters()
         assert c["dropped_observations"] == 100 and c["dropped_unsent_health"] == 1
         assert "dropped_unsent_windows" not in c
