@@ -398,11 +398,14 @@ def _fit_one(kind: str, key: str, nominal: WifiAp | BleBeacon, px: FloatArray, p
 def calibrate(site: Site, observations: Iterable[Observation], positions: KnownPositions, *,
               rx_height_m: float = DEFAULT_RX_HEIGHT_M,
               sensitivity_dbm: dict[str, float] | None = None, locate_moved: bool = True,
-              move_aps: bool = True) -> CalibrationResult:
+              move_aps: bool = True, exclude_wall_crossing: bool = True) -> CalibrationResult:
     """Fit every surveyed AP and beacon heard while the receiver's position was known.
 
     `sensitivity_dbm` per kind ("wifi", "ble"): the receiver's floor; by default the weakest
     signal heard of that kind. `move_aps`: write the found position of moved APs into the site.
+    `exclude_wall_crossing`: leave out samples taken on the other side of the exterior wall
+    (an indoor/outdoor zone boundary, per the site.json spec) from the transmitter: the wall
+    adds an unknown 5-15 dB that is not part of rssi_1m or the exponent.
     """
     samples: dict[tuple[str, str], _Samples] = defaultdict(_Samples)
     for ob in observations:
@@ -438,11 +441,34 @@ def calibrate(site: Site, observations: Iterable[Observation], positions: KnownP
         px, py, ok = positions.positions_at(t)
         with_pos += int(ok.sum())
         without_pos += int((~ok).sum())
+        if exclude_wall_crossing and site.zones:
+            tx_indoor = site.is_indoor(nominal.x, nominal.y)
+            ok = ok & (indoor_mask(site, px, py) == tx_indoor)
         fits.append(_fit_one(kind, key, nominal, px[ok], py[ok], rssi[ok], site=site,
                              rx_height_m=rx_height_m, floor_dbm=floors.get(kind),
                              locate_moved=locate_moved))
     return CalibrationResult(apply_fits(site, fits, move_aps=move_aps), fits, with_pos,
                              without_pos, floors)
+
+
+def indoor_mask(site: Site, x_m: FloatArray, y_m: FloatArray) -> npt.NDArray[np.bool_]:
+    """Vectorised Site.is_indoor: the first zone containing each point decides (even-odd rule)."""
+    out = np.zeros(np.shape(x_m), dtype=bool)
+    decided = np.zeros(np.shape(x_m), dtype=bool)
+    for zone in site.zones:
+        inside = np.zeros(np.shape(x_m), dtype=bool)
+        pts = zone.polygon
+        for i in range(len(pts)):
+            (xi, yi), (xj, yj) = pts[i], pts[i - 1]
+            if yi == yj:
+                continue
+            crosses = (yi > y_m) != (yj > y_m)
+            x_cross = xi + (y_m - yi) * (xj - xi) / (yj - yi)
+            inside ^= crosses & (x_m < x_cross)
+        new = inside & ~decided
+        out[new] = zone.indoor
+        decided |= inside
+    return out
 
 
 def apply_fits(site: Site, fits: Iterable[TransmitterFit], *, move_aps: bool = True) -> Site:

@@ -269,3 +269,35 @@ def test_cli_bad_points_file_exits_2(walk_bundle: tuple[Path, Path, Path], tmp_p
     assert main(["calibrate", "--site", str(site), "--bundle", str(bundle), "--points",
                  str(pts)]) == 2
     assert "line 2: t_end" in capsys.readouterr().err
+
+
+def test_indoor_mask_matches_site_is_indoor() -> None:
+    from edge_agent.calibration import indoor_mask
+    from edge_agent.site import Zone
+
+    site = Site("a", Origin(0, 0), Bounds(0, 0, 100, 90), zones=(
+        Zone("hall", ((0, 0), (100, 0), (100, 60), (0, 60)), True),
+        Zone("yard", ((0, 60), (100, 60), (100, 90), (0, 90)), False)))
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-5, 105, 5000), rng.uniform(-5, 95, 5000)
+    ref = np.array([site.is_indoor(a, b) for a, b in zip(x, y, strict=True)])
+    assert (indoor_mask(site, x, y) == ref).all()
+
+
+def test_samples_across_the_exterior_wall_are_left_out() -> None:
+    from edge_agent.site import Zone
+
+    zones = (Zone("hall", ((0, 0), (80, 0), (80, 40), (0, 40)), True),
+             Zone("yard", ((0, 40), (80, 40), (80, 60), (0, 60)), False))
+    true = replace(TRUE, wifi_aps=TRUE.wifi_aps[:3], zones=zones)
+    survey_site = replace(SURVEY, wifi_aps=SURVEY.wifi_aps[:3], zones=zones)
+    path = lawnmower()
+    obs = simulate(path, true, seed=3)
+    # A 12 dB exterior wall between AP 1 (indoor) and the yard, which the fit must not absorb.
+    walled = [replace(o, rssi_dbm=o.rssi_dbm - 12) if isinstance(o, WifiObs)
+              and o.bssid.endswith("01") and path.positions_at(np.array([o.t]))[1][0] > 40
+              else o for o in obs]
+    res = calibrate(survey_site, walled, path, rx_height_m=RX_H, locate_moved=False)
+    f = next(f for f in res.fits if f.key.endswith("01"))
+    assert f.path_loss_exponent == pytest.approx(2.2, abs=0.15), f
+    assert f.rssi_1m_dbm == pytest.approx(-38.0, abs=2.0), f
