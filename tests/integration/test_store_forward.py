@@ -1,4 +1,4 @@
-"""Store and forward against a real Mosquitto: outages, SIGKILL mid-publish, nothing lost or doubled.
+"""Store and forward against a real Mosquitto: outages, SIGKILL mid-publish, nothing lost or twice.
 
 The broker runs with passwords, the per-agent ACL and a TLS listener with a CA made in the test
 (tests/support). Windows here are small JSON payloads with a stable id, as the codec makes them.
@@ -135,7 +135,7 @@ def test_broker_unreachable_replay_completes_and_windows_wait(tmp_path: Path) ->
     fwd = OutboxForwarder(db, f"mqtt://fl-01:pw@127.0.0.1:{free_port()}", SITE, AGENT)
     for k in range(5):
         fwd.put_payload(*window_payload(k))
-    summary = fwd.close(timeout_s=30)
+    summary = fwd.close(timeout_s=1)
     assert "broker not reached" in summary and "pw" not in summary.replace("plant", "")
     with Outbox(db) as box:
         assert box.counts()["heatmap"]["pending"] == 5
