@@ -1,4 +1,4 @@
-"""Live BLE through bleak's real BleakScanner with a fake scanner backend (bleak's `backend=` seam)."""
+"""Live BLE through bleak's real BleakScanner, with a fake scanner backend (the `backend=` seam)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
 from edge_agent.errors import SourceError

@@ -110,5 +110,5 @@ def test_time_going_backwards_is_dropped_and_counted(tmp_path: Path) -> None:
 def test_not_a_capture_is_a_capture_error(tmp_path: Path) -> None:
     p = tmp_path / "ble.pcap"
     p.write_bytes(b"hello, this is not a pcap")
-    with pytest.raises(CaptureError, match="ble.pcap"):
+    with pytest.raises(CaptureError, match=r"ble\.pcap"):
         BleSource.replay(p, None)
