@@ -54,7 +54,9 @@ class GridFilter:
         self.wall = (self.indoor[:, None] != indoor_emitter[None, :]).astype(np.float64)
         self.slope_db_per_m = 10.0 * n[None, :] / LN10 / d  # |d rssi / d r|, for cell smearing
         self.logp = np.zeros(self.cx.shape[0])
+        self.last_ll = np.zeros(self.cx.shape[0])
         self._kernels: dict[float, tuple[Array, Array]] = {}
+        self.common_inv_var: Array | None = None
         self.set_calibration(np.zeros(len(ex_m)), 0.0, np.full(len(ex_m), 5.0), -95.0, 5.0)
 
     def reset(self) -> None:
@@ -76,7 +78,8 @@ class GridFilter:
         self._floor()
 
     def set_calibration(self, offsets_db: Array, wall_loss_db: float, sigma_db: Array,
-                        floor_dbm: float, miss_sigma_db: float) -> None:
+                        floor_dbm: float, miss_sigma_db: float,
+                        common_var_db2: Array | None = None) -> None:
         """Precompute per cell and emitter the predicted RSSI, its variance and log P(missed).
 
         Offsets and the wall loss change slowly, so the tracker refreshes these tables now and
@@ -87,19 +90,56 @@ class GridFilter:
         self.inv_var = 1.0 / (sigma_db[None, :] ** 2
                               + (0.3 * self.cell_m * self.slope_db_per_m) ** 2)
         self.half_log_var = -0.5 * np.log(self.inv_var)
+        self.common_inv_var = (1.0 / np.maximum(common_var_db2, 1e-6)
+                               if common_var_db2 is not None else None)
         p_heard = norm_cdf((self.pred_dbm - floor_dbm) / miss_sigma_db)
         self.log_miss = np.log(MISS_FLOOR_P + (1.0 - MISS_FLOOR_P) * (1.0 - p_heard))
 
-    def update_rssi(self, idx: IntArray, z_dbm: Array, missed: IntArray) -> None:
+    def update_rssi(self, idx: IntArray, z_dbm: Array, missed: IntArray,
+                    kinds: IntArray | None = None) -> None:
         """Heard emitters (indices idx, mean RSSI z) and missed ones (indices `missed`), with the
         tables of the last `set_calibration`."""
+        ll = np.zeros(self.cx.shape[0])
         if idx.size:
-            r2 = (z_dbm[None, :] - self.pred_dbm[:, idx]) ** 2 * self.inv_var[:, idx]
-            self.logp -= 0.5 * np.minimum(r2, ROBUST_CLIP_SIGMA2).sum(axis=1) \
+            res = z_dbm[None, :] - self.pred_dbm[:, idx]
+            w = self.inv_var[:, idx]
+            if self.common_inv_var is not None and kinds is not None:
+                # A shift common to all emitters of one kind is not evidence about the place:
+                # profile it out per cell (shrunk to the offsets learnt so far).
+                for kd in np.unique(kinds):
+                    cols = kinds == kd
+                    rw = res[:, cols] * w[:, cols]
+                    c = rw.sum(axis=1) / (w[:, cols].sum(axis=1) + self.common_inv_var[kd])
+                    res[:, cols] -= c[:, None]
+            r2 = res * res * w
+            ll -= 0.5 * np.minimum(r2, ROBUST_CLIP_SIGMA2).sum(axis=1) \
                 + self.half_log_var[:, idx].sum(axis=1)
         if missed.size:
-            self.logp += self.log_miss[:, missed].sum(axis=1)
+            ll += self.log_miss[:, missed].sum(axis=1)
+        self.last_ll = ll
+        self.logp += ll
         self._floor()
+
+    def likelihood_fix(self, x_m: float, y_m: float, radius_m: float
+                       ) -> tuple[float, float, Array] | None:
+        """This second's RSSI likelihood alone, summarised as a Gaussian position fix (mean,
+        covariance) over the cells within radius of (x, y): a measurement for the EKF that
+        carries the non-linear model, the non-detections and the robust tails with it."""
+        near = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2 <= radius_m ** 2
+        if not near.any():
+            return None
+        ll = self.last_ll[near]
+        w = np.exp(ll - ll.max())
+        w /= w.sum()
+        cx = self.cx[near]
+        cy = self.cy[near]
+        mx = float(w @ cx)
+        my = float(w @ cy)
+        dx = cx - mx
+        dy = cy - my
+        c = np.array([[w @ (dx * dx), w @ (dx * dy)], [w @ (dx * dy), w @ (dy * dy)]])
+        c += np.eye(2) * self.cell_m ** 2 / 12.0
+        return mx, my, c
 
     def update_gnss(self, x_m: float, y_m: float, sigma_m: float) -> None:
         """A fix is a sharp likelihood around outdoor cells but nearly flat over indoor ones:

@@ -32,7 +32,14 @@ class TrackerParams:
     wifi_sigma_db: float = 4.0  # per AP-second: shadowing that frame averaging cannot remove
     ble_sigma_db: float = 5.0  # BLE is closer to the body and the floor: more shadowing
     frame_sigma_db: float = 3.0  # frame-to-frame fading within one second
-    offset_prior_db: float = 6.0  # real radios differ from the survey by several dB
+    offset_prior_db: float = 4.0  # each radio differs from the survey by several dB ...
+    offset_common_db: float = 5.0  # ... and all of one kind may sit off together
+    rssi_fix_from_grid: bool = True  # RSSI enters the EKF as the grid's per-second likelihood
+    fix_window_m: float = 12.0  # ... summarised within this radius of the predicted position
+    profile_common_offset: bool = False  # grid: profile out a common offset per radio kind
+    learn_offsets_moving_only: bool = True  # standing still, offsets and place are confounded
+    shadow_corr_m: float = 5.0  # shadowing decorrelates over about this distance ...
+    shadow_max_corr_s: float = 20.0  # ... and standing still, count a second as 1/20 of one
     offset_walk_db_per_sqrt_s: float = 0.02  # offsets drift slowly (temperature, furniture)
     wall_loss_prior_db: float = 10.0  # an exterior wall: 5-15 dB at 2.4 GHz
     wall_loss_sigma_db: float = 6.0
@@ -81,6 +88,9 @@ WALL_LOSS_MAX_DB = 30.0
 GNSS_MIN_SIGMA_M = 0.5
 """No fix is trusted below this, whatever GST says (antenna on a moving vehicle)."""
 
+OWN_OFFSET_MIN_VAR_DB2 = 0.25
+"""An emitter's own offset is never taken as known better than 0.5 dB."""
+
 _WIFI = 0
 _BLE = 1
 
@@ -97,6 +107,7 @@ class _Step:
     fixes: list[GnssFix]
     x_before: Array
     p_before: Array
+    fix: tuple[float, float, Array] | None = None
 
 
 class Tracker:
@@ -254,7 +265,7 @@ class Tracker:
             self._calibrate_grid()
         if h_idx.size:
             missed = np.flatnonzero((cnt == 0) & self.monitor.usable)
-            self.grid.update_rssi(h_idx, z, missed)
+            self.grid.update_rssi(h_idx, z, missed, self.kind[h_idx])
         for f in fixes:
             self.stats["gnss_fixes"] += 1
             self.grid.update_gnss(f.x_m, f.y_m, max(f.sigma_m, 1.0))
@@ -269,7 +280,8 @@ class Tracker:
                 return Estimate(float(t), 0.0, 0.0, (0.0, 0.0, 0.0), 0.0, False, valid=False)
             self._recent.clear()
         else:
-            step = _Step(float(t), dt, h_idx, z, ncount, fixes, ekf.x.copy(), ekf.P.copy())
+            step = _Step(float(t), dt, h_idx, z, ncount, fixes, ekf.x.copy(), ekf.P.copy(),
+                         self._grid_fix(ekf, dt) if h_idx.size else None)
             self._recent.append(step)
             if self.motion.moving and not was_moving and len(self._recent) > 1:
                 self._refilter_as_moving(ekf)
@@ -280,13 +292,38 @@ class Tracker:
         return self._estimate(ekf, float(t))
 
     def _ekf_step(self, ekf: Ekf, st: _Step, learn: bool) -> None:
+        p = self.p
         self._predict(ekf, st.dt)
-        if st.idx.size:
+        if st.idx.size and self.p.rssi_fix_from_grid:
+            if st.fix is not None:
+                self._update_pseudo_fix(ekf, st.fix)
+            if learn and (self.motion.moving or not p.learn_offsets_moving_only):
+                self._update_rssi(ekf, st.t, st.idx, st.z, st.n, learn, offsets_only=True)
+        elif st.idx.size:
             self._update_rssi(ekf, st.t, st.idx, st.z, st.n, learn)
         for f in st.fixes:
             self._update_gnss(ekf, f, learn)
         if not learn:
             self._constrain(ekf)
+
+    def _grid_fix(self, ekf: Ekf, dt: float) -> tuple[float, float, Array] | None:
+        """This second's RSSI likelihood near where the track is predicted to be."""
+        x = ekf.x
+        px = float(x[0] + x[2] * dt) if self.motion.moving else float(x[0])
+        py = float(x[1] + x[3] * dt) if self.motion.moving else float(x[1])
+        sig = math.sqrt(max(ekf.P[0, 0] + ekf.P[1, 1], 0.0) / 2.0)
+        return self.grid.likelihood_fix(px, py, max(3.0 * sig + 3.0, self.p.fix_window_m))
+
+    def _update_pseudo_fix(self, ekf: Ekf, fix: tuple[float, float, Array]) -> None:
+        p = self.p
+        x = ekf.x
+        speed = float(np.hypot(x[2], x[3])) if self.motion.moving else 0.0
+        tau_s = min(max(p.shadow_corr_m / max(speed, 1e-3), 1.0), p.shadow_max_corr_s)
+        r = fix[2] * tau_s
+        hj = np.zeros((2, self.dim))
+        hj[0, 0] = hj[1, 1] = 1.0
+        h = x[:2].copy()
+        ekf.update(np.array([fix[0], fix[1]]), lambda _x: h, lambda _x: hj, r)
 
     def _refilter_as_moving(self, ekf: Ekf) -> None:
         """The drift test needs a few seconds to see motion start, during which the idle model
@@ -303,12 +340,24 @@ class Tracker:
         ekf = self.ekf
         offsets = ekf.x[4:4 + self.k] if ekf is not None else np.zeros(self.k)
         wall = float(ekf.x[self.i_wall]) if ekf is not None else p.wall_loss_prior_db
-        # The grid is coarser than the EKF: its RSSI noise also covers offsets not yet learnt.
-        off_var = np.diag(ekf.P)[4:4 + self.k] if ekf is not None else np.full(
-            self.k, p.offset_prior_db ** 2)
-        sigma = np.sqrt(self.sigma_db ** 2 + off_var + GRID_EXTRA_VAR_DB2)
+        # The grid is coarser than the EKF: its RSSI noise also covers offsets not yet learnt,
+        # split into a part common to each radio kind (profiled out per cell) and the rest.
+        if ekf is not None:
+            pb = ekf.P[4:4 + self.k, 4:4 + self.k]
+            common = np.array([float(pb[np.ix_(self.kind == kd, self.kind == kd)].mean())
+                               if (self.kind == kd).any() else 1.0 for kd in (_WIFI, _BLE)])
+            own = np.maximum(np.diag(pb) - common[self.kind], OWN_OFFSET_MIN_VAR_DB2)
+        else:
+            common = np.full(2, p.offset_common_db ** 2)
+            own = np.full(self.k, p.offset_prior_db ** 2)
+        sigma = np.sqrt(self.sigma_db ** 2 + own + GRID_EXTRA_VAR_DB2)
         self.grid.set_calibration(offsets, wall, sigma, min(self.floor_dbm),
-                                  p.frame_sigma_db + MISS_EXTRA_SIGMA_DB)
+                                  p.frame_sigma_db + MISS_EXTRA_SIGMA_DB,
+                                  common if p.profile_common_offset else None)
+        if not p.profile_common_offset:
+            sigma = np.sqrt(sigma ** 2 + common[self.kind])
+            self.grid.set_calibration(offsets, wall, sigma, min(self.floor_dbm),
+                                      p.frame_sigma_db + MISS_EXTRA_SIGMA_DB)
         self._grid_cal_due = self._last_t + GRID_RECALIBRATE_S if self._last_t else 0.0
 
     def _start(self) -> Ekf:
@@ -320,8 +369,11 @@ class Tracker:
         p0 = np.zeros((self.dim, self.dim))
         p0[:2, :2] = c
         p0[2, 2] = p0[3, 3] = 1.0
-        for i in range(self.k):
-            p0[4 + i, 4 + i] = p.offset_prior_db ** 2
+        # Offsets = one common part per radio kind (all APs of a plant tend to sit below the
+        # survey together) + an individual part; independent priors would pin the common part.
+        same_kind = (self.kind[:, None] == self.kind[None, :]).astype(np.float64)
+        p0[4:4 + self.k, 4:4 + self.k] = (p.offset_common_db ** 2 * same_kind
+                                          + p.offset_prior_db ** 2 * np.eye(self.k))
         p0[self.i_wall, self.i_wall] = p.wall_loss_sigma_db ** 2
         self.ekf = Ekf(x0, p0)
         return self.ekf
@@ -347,11 +399,11 @@ class Tracker:
         ekf.predict(f, q)
 
     def _update_rssi(self, ekf: Ekf, t: float, idx: IntArray, z: Array, ncount: Array,
-                     learn: bool) -> None:
+                     learn: bool, offsets_only: bool = False) -> None:
         p = self.p
         x = ekf.x
         px, py = float(x[0]), float(x[1])
-        indoor_rx = self.site.is_indoor(px, py)
+        indoor_rx = self.site.is_indoor(*self.site.bounds.clamp(px, py))
         wall = (self.indoor_emitter[idx] != indoor_rx).astype(np.float64)
         d = np.sqrt((px - self.ex[idx]) ** 2 + (py - self.ey[idx]) ** 2 + self.dz[idx] ** 2)
         d = np.maximum(d, 1.0)
@@ -362,11 +414,23 @@ class Tracker:
         m = idx.size
         hj = np.zeros((m, self.dim))
         rows = np.arange(m)
-        hj[:, 0] = deriv * gx
-        hj[:, 1] = deriv * gy
+        if not offsets_only:
+            hj[:, 0] = deriv * gx
+            hj[:, 1] = deriv * gy
         hj[rows, 4 + idx] = deriv
         hj[:, self.i_wall] = -deriv * wall
-        r = self.sigma_db[idx] ** 2 + p.frame_sigma_db ** 2 / ncount
+        # Shadowing is a property of the place: standing still, second after second repeats the
+        # same error. Count it once per correlation length travelled, not once per second.
+        speed = float(np.hypot(x[2], x[3])) if self.motion.moving else 0.0
+        tau_s = min(max(p.shadow_corr_m / max(speed, 1e-3), 1.0), p.shadow_max_corr_s)
+        r = self.sigma_db[idx] ** 2 * tau_s + p.frame_sigma_db ** 2 / ncount
+        if offsets_only:
+            # The position is taken as given but is not known exactly: its uncertainty is
+            # RSSI noise for the offsets ("consider" covariance), so a poor fix teaches little.
+            gpx = deriv * gx
+            gpy = deriv * gy
+            pp = ekf.P
+            r = r + gpx * gpx * pp[0, 0] + 2.0 * gpx * gpy * pp[0, 1] + gpy * gpy * pp[1, 1]
         y = z - h
         s_diag = np.einsum("ij,jk,ik->i", hj, ekf.P, hj) + r
         nis = y * y / s_diag
