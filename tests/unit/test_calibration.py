@@ -204,10 +204,11 @@ def test_csv_loaders_name_line_and_column(tmp_path: Path) -> None:
 @pytest.fixture
 def walk_bundle(tmp_path: Path) -> tuple[Path, Path, Path]:
     pytest.importorskip("edge_agent.sources.wifi")
+    pytest.importorskip("edge_agent.sources.ble")
     from edge_agent.capture.writers import write_observations_bundle
 
     path = lawnmower()
-    obs = [o for o in simulate(path, TRUE, seed=5) if isinstance(o, WifiObs)]
+    obs = simulate(path, TRUE, seed=5)
     bundle = tmp_path / "walk"
     write_observations_bundle(bundle, SURVEY, obs)
     truth = bundle / "truth.csv"
@@ -239,6 +240,9 @@ def test_cli_writes_calibrated_site_and_flags_the_moved_ap(
         assert got.path_loss_exponent == pytest.approx(ap.path_loss_exponent, abs=0.2)
     ap4 = cal.ap("02:00:00:00:00:04")
     assert ap4 is not None and math.dist((ap4.x, ap4.y), (55, 35)) < 3.0
+    beacon = next(f for f in report["fits"] if f["kind"] == "ble")
+    assert beacon["status"] == "fitted"
+    assert beacon["fitted"]["path_loss_exponent"] == pytest.approx(2.0, abs=0.25)
 
 
 def test_cli_points_csv_and_keep_positions(walk_bundle: tuple[Path, Path, Path], tmp_path: Path,
