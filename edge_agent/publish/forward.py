@@ -71,9 +71,10 @@ class OutboxForwarder:
                  max_age_s: float = DEFAULT_MAX_AGE_S, publish_positions: bool = False,
                  record_raw: bool = False, record_positions: bool = False,
                  keepalive_s: int = 30, reconnect_max_s: int = RECONNECT_MAX_S,
-                 clock: Clock = system_clock) -> None:
+                 close_timeout_s: float = 10.0, clock: Clock = system_clock) -> None:
         self.site, self.agent = site, agent
         self.clock = clock
+        self.close_timeout_s = close_timeout_s
         self.max_inflight = max(1, int(max_inflight))
         self.publish_positions = publish_positions
         self.record_raw, self.record_positions = record_raw, record_positions
@@ -309,14 +310,17 @@ class OutboxForwarder:
 
     # --- closing ---------------------------------------------------------------------------------
 
-    def close(self, timeout_s: float = 10.0, *, health: bool = True) -> str:
-        """Send what the broker takes within `timeout_s`; the rest waits in the database.
+    def close(self, timeout_s: float | None = None, *, health: bool = True) -> str:
+        """Send what the broker takes within `timeout_s` (default close_timeout_s); the rest
+        waits in the database.
 
         Returns a one-line summary. Raises BrokerError when the broker refused the credentials
         (after everything was stored).
         """
         if self.closed:
             return "outbox already closed"
+        if timeout_s is None:
+            timeout_s = self.close_timeout_s
         self._check_thread()
         with self._lock:
             self._flush_raw()

@@ -1,0 +1,268 @@
+"""`edge-agent run`: the live agent: live sources -> pipeline -> SQLite outbox -> MQTT.
+
+Each live source runs in its own thread (they block on radios and serial ports); the main thread
+merges their observations by time through a short reorder buffer, feeds the pipeline, and stores a
+health record every --health-interval seconds. SIGTERM/SIGINT stop it: the open window is closed
+and everything waits in the outbox or goes to the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import logging
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent.buffer.outbox import DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES
+from edge_agent.clock import Clock, system_clock
+from edge_agent.errors import InputError, SourceError
+from edge_agent.observations import Observation
+from edge_agent.publish.forward import OutboxForwarder
+from edge_agent.publish.options import add_broker_options, broker_kwargs
+from edge_agent.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+# Live sources hand over observations up to ~1 s late relative to each other (Wi-Fi channel
+# hops, BLE scan callbacks, NMEA once a second); holding 2 s of data time restores time order.
+REORDER_S = 2.0
+DEFAULT_HEALTH_INTERVAL_S = 60.0
+# The main loop wakes at least this often (wall time) to pump, write health and check stop.
+IDLE_WAKE_S = 0.5
+DEFAULT_DRAIN_TIMEOUT_S = 10.0
+_DONE = object()
+
+
+@dataclass
+class LiveSummary:
+    observations: int = 0
+    health_records: int = 0
+    sources_ended: int = 0
+
+
+def run_live(sources: Iterable[Source], feed: Callable[[Observation], None],
+             forwarder: OutboxForwarder, *, clock: Clock = system_clock,
+             health_interval_s: float = DEFAULT_HEALTH_INTERVAL_S,
+             stop: threading.Event | None = None, reorder_s: float = REORDER_S,
+             health_extra: Callable[[], dict[str, Any]] | None = None) -> LiveSummary:
+    """Pump every source through `feed` in time order until all end or `stop` is set.
+
+    Raw observations also go to forwarder.add_observations (kept only when record_raw). The
+    caller closes the pipeline and the forwarder afterwards.
+    """
+    stop = stop or threading.Event()
+    srcs = list(sources)
+    q: queue.SimpleQueue[object] = queue.SimpleQueue()
+    errors: list[BaseException] = []
+
+    def pump_source(src: Source) -> None:
+        try:
+            for obs in src:
+                q.put(obs)
+                if stop.is_set():
+                    break
+        except BaseException as e:  # surfaced in the main thread
+            errors.append(e)
+        finally:
+            q.put(_DONE)
+
+    threads = [threading.Thread(target=pump_source, args=(s,), daemon=True,
+                                name=f"source-{s.kind}") for s in srcs]
+    for t in threads:
+        t.start()
+    summary = LiveSummary()
+    heap: list[tuple[float, int, Observation]] = []
+    newest = float("-inf")
+    seq = 0
+    next_health = clock() + health_interval_s
+
+    def release(upto: float) -> None:
+        while heap and heap[0][0] <= upto:
+            _, _, obs = heapq.heappop(heap)
+            feed(obs)
+            forwarder.add_observations((obs,))
+            summary.observations += 1
+
+    while summary.sources_ended < len(srcs) and not stop.is_set():
+        try:
+            item = q.get(timeout=IDLE_WAKE_S)
+        except queue.Empty:
+            item = None
+        if item is _DONE:
+            summary.sources_ended += 1
+        elif item is not None:
+            obs: Observation = item  # type: ignore[assignment]
+            heapq.heappush(heap, (obs.t, seq, obs))
+            seq += 1
+            newest = max(newest, obs.t)
+            release(newest - reorder_s)
+        if errors:
+            stop.set()
+            break
+        now = clock()
+        if now >= next_health:
+            forwarder.put_health(health_extra() if health_extra else None)
+            summary.health_records += 1
+            next_health = now + health_interval_s
+    stop.set()
+    release(float("inf"))
+    if errors:
+        e = errors[0]
+        if isinstance(e, SourceError):
+            raise e
+        raise SourceError(f"a live source failed: {type(e).__name__}: {e}") from e
+    return summary
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "run", help="run the live agent: radios and GNSS -> heatmap windows -> MQTT",
+        description="Run the agent live. Options override --config. Windows are stored in the "
+                    "outbox database first and published at QoS 1 when the broker is reachable; "
+                    "SIGTERM or Ctrl-C closes the open window and drains for --drain-timeout.")
+    p.add_argument("--config", type=Path, metavar="TOML", help="agent config (agent.toml)")
+    p.add_argument("--site", type=Path, metavar="SITE_JSON", help="the site survey (site.json)")
+    p.add_argument("--agent", help="agent id, e.g. fl-01")
+    p.add_argument("--db", type=Path, metavar="PATH", help="outbox database (default from config)")
+    p.add_argument("--iface", help="Wi-Fi interface (monitor mode: wlan1; iw: wlan0)")
+    p.add_argument("--wifi-mode", choices=("monitor", "iw", "termux", "off"),
+                   help="monitor (raw frames, needs CAP_NET_RAW), iw (managed scans), termux "
+                        "(Android), off")
+    p.add_argument("--ble", action=argparse.BooleanOptionalAction, default=None,
+                   help="scan BLE beacons with bleak (default from config)")
+    p.add_argument("--gnss-serial", metavar="PORT", help="GNSS receiver on a serial port")
+    p.add_argument("--gnss-baud", type=int, default=None, metavar="BAUD",
+                   help="serial speed (default 9600)")
+    p.add_argument("--gnss-gpsd", metavar="HOST[:PORT]", help="GNSS through gpsd")
+    add_broker_options(p)
+    p.add_argument("--health-interval", type=float, default=DEFAULT_HEALTH_INTERVAL_S,
+                   metavar="S", help="store and publish a health record every S seconds")
+    p.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S, metavar="S",
+                   help="at exit, wait up to S seconds for the broker to take what waits")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--record-raw", action="store_true", default=None,
+                   help="keep raw observations in the database (on the device only)")
+    p.add_argument("--publish-positions", action="store_true", default=None,
+                   help="publish the position track (off by default: privacy)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_agent.pipeline import Pipeline
+    from edge_agent.site import load_site
+
+    cfg = None
+    if args.config is not None:
+        from edge_agent.config import load_config
+
+        cfg = load_config(args.config)
+    site_path = args.site or (cfg.agent.site_file if cfg else None)
+    if site_path is None:
+        raise InputError("--site", "give --site SITE_JSON or --config")
+    site = load_site(site_path)
+    agent = args.agent or (cfg.agent.id if cfg else None)
+    if not agent:
+        raise InputError("--agent", "give --agent ID or --config")
+    db = args.db or (cfg.db_path if cfg else None)
+    if db is None:
+        raise InputError("--db", "give --db PATH or --config")
+    sources = build_sources(args, cfg, site)
+    if not sources:
+        raise InputError("--wifi-mode/--ble/--gnss-*", "no source enabled")
+    fwd_kwargs = broker_kwargs(args)
+    broker = args.broker or (cfg.mqtt.url if cfg else None) or None
+    topic_site = (cfg.mqtt.site if cfg and cfg.mqtt.site else site.site)
+    if cfg is not None:
+        m = cfg.mqtt
+        pw = m.resolved_password()
+        fwd_kwargs.update({
+            "tls_ca": args.tls_ca or m.ca_file, "tls_cert": args.tls_cert or m.cert_file,
+            "tls_key": args.tls_key or m.key_file,
+            "username": args.username or cfg.mqtt_username,
+            "password": fwd_kwargs["password"] or (pw.reveal() if pw else None),
+            "mqtt_version": args.mqtt_version if args.mqtt_version != 5 else m.mqtt_version,
+            "keepalive_s": m.keepalive_s,
+            "max_bytes": int(cfg.buffer.max_mb * 1024 * 1024),
+            "max_age_s": cfg.buffer.max_age_h * 3600.0,
+            "record_positions": cfg.buffer.record_positions,
+        })
+    record_raw = args.record_raw if args.record_raw is not None else (
+        cfg.buffer.record_raw if cfg else False)
+    publish_positions = args.publish_positions if args.publish_positions is not None else (
+        cfg.mqtt.publish_positions if cfg else False)
+    fwd_kwargs.setdefault("max_bytes", DEFAULT_MAX_BYTES)
+    fwd_kwargs.setdefault("max_age_s", DEFAULT_MAX_AGE_S)
+    fwd = OutboxForwarder(db, broker, topic_site, agent, record_raw=record_raw,
+                          publish_positions=publish_positions,
+                          close_timeout_s=args.drain_timeout, **fwd_kwargs)
+    cell_m = cfg.heatmap.cell_m if cfg else 2.0
+    window_s = cfg.heatmap.window_s if cfg else 60.0
+    pipeline = Pipeline(site, agent, cell_m=cell_m, window_s=window_s, window_sink=fwd)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.duration is not None:
+        threading.Timer(args.duration, stop.set).start()
+    print(f"run: agent {agent} on site {site.site}, {len(sources)} source(s), outbox {db}, "
+          f"broker {fwd.url or 'none (windows wait in the outbox)'}", file=sys.stderr)
+
+    def extra() -> dict[str, Any]:
+        return {"sources": {s.kind: {"observations": s.stats.observations,
+                                     "skipped": dict(s.stats.skipped)} for s in sources}}
+
+    try:
+        live = run_live(sources, pipeline.feed, fwd, stop=stop,
+                        health_interval_s=args.health_interval, health_extra=extra)
+    finally:
+        line = pipeline.close().sink  # closes the forwarder: drains for --drain-timeout
+        if not fwd.closed:
+            line = fwd.close()
+    print(f"run: {live.observations} observations, {live.health_records} health records; "
+          f"outbox: {line}", file=sys.stderr)
+    return 0
+
+
+def build_sources(args: argparse.Namespace, cfg: Any, site: Any) -> list[Source]:
+    """The live sources the options (or the config) ask for; platform imports stay inside."""
+    from edge_agent.sources.ble import BleSource
+    from edge_agent.sources.gnss import GnssSource
+    from edge_agent.sources.wifi import WifiSource
+
+    out: list[Source] = []
+    mode = args.wifi_mode or (cfg.wifi.mode if cfg and cfg.wifi.enabled else None)
+    if args.iface and mode is None:
+        mode = "monitor"
+    iface = args.iface or (cfg.wifi.iface if cfg else None)
+    if mode == "monitor":
+        if not iface:
+            raise InputError("--iface", "monitor mode needs --iface")
+        channels = cfg.wifi.channels if cfg else None
+        dwell_s = cfg.wifi.dwell_s if cfg else 0.25
+        out.append(WifiSource.live_monitor(iface, site, channels, dwell_s))
+    elif mode == "iw":
+        if not iface:
+            raise InputError("--iface", "iw mode needs --iface")
+        out.append(WifiSource.live_iw(iface, site))
+    elif mode == "termux":
+        out.append(WifiSource.live_termux(site))
+    ble = args.ble if args.ble is not None else bool(cfg and cfg.ble.enabled)
+    if ble:
+        adapter = cfg.ble.adapter if cfg else None
+        out.append(BleSource.live(site, adapter=adapter))
+    if args.gnss_serial:
+        out.append(GnssSource.serial(args.gnss_serial, args.gnss_baud or 9600, site))
+    elif args.gnss_gpsd:
+        host, _, port = args.gnss_gpsd.partition(":")
+        out.append(GnssSource.gpsd(host, int(port) if port else 2947, site))
+    elif cfg is not None and cfg.gnss.enabled:
+        g = cfg.gnss
+        out.append(GnssSource.serial(g.device, g.baud, site) if g.mode == "serial"
+                   else GnssSource.gpsd(g.gpsd_host, g.gpsd_port, site))
+    return out
