@@ -131,3 +131,16 @@ def test_cli_with_tls_and_client_cert_makes_a_verifying_chain(
                           check=True).stdout
     assert "DNS:broker.plant-a.example" in text
     assert "require_certificate true" in (out / "broker/mosquitto.conf").read_text()
+
+
+def test_dashboard_role_gets_read_only_acl_and_private_credentials(tmp_path: Path,
+                                                                    site_path: Path) -> None:
+    import tomllib
+
+    res = provision(load_site(site_path), site_path, "dash", tmp_path, role="dashboard")
+    assert res.config_path is not None and res.config_path.name == "credentials.toml"
+    assert stat.S_IMODE(res.config_path.stat().st_mode) == 0o600
+    creds = tomllib.loads(res.config_path.read_text())
+    assert creds["username"] == "dash" and creds["password"] == res.password.reveal()
+    acl = (tmp_path / "broker/acl").read_text()
+    assert "user dash\ntopic read plants/plant-a/#\n" in acl and "write" not in acl
