@@ -1,0 +1,277 @@
+"""The agent's one-way pipeline: observations -> tracker -> estimates -> positions.csv and windows.
+
+Windows go to a WindowSink (the outbox forwarder live, nothing or a list in replay) and are also
+merged into the run's heatmap. `replay_bundle` runs a capture bundle through it and writes the
+files of the replay contract (spec/capture-bundle.md) plus summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol, runtime_checkable
+
+from edge_agent.estimate import Estimate
+from edge_agent.heatmap.accumulator import DEFAULT_GRACE_S, WindowAccumulator
+from edge_agent.heatmap.grid import Grid
+from edge_agent.heatmap.window import Window, merge_windows
+from edge_agent.observations import Observation
+from edge_agent.site import Site
+
+POSITIONS_HEADER = "t,x,y,sigma_m,speed,moving"
+PROGRESS_EVERY = 5000
+"""Observations between two progress-line refreshes: a few per second, not a flood of writes."""
+
+
+class EstimateSource(Protocol):
+    """What the pipeline needs from a tracker (edge_agent.fusion.tracker.Tracker)."""
+
+    def process(self, obs: Observation) -> list[Estimate]: ...
+
+    def finish(self) -> list[Estimate]: ...
+
+    def health(self) -> dict[str, object]: ...
+
+
+class WindowSink(Protocol):
+    """Where closed windows go: .put(window); .close() returns a one-line summary."""
+
+    def put(self, window: Window) -> None: ...
+
+    def close(self) -> str: ...
+
+
+@runtime_checkable
+class PositionSink(Protocol):
+    """A sink that also keeps (and may publish) positions, e.g. the outbox forwarder."""
+
+    def add_positions(self, estimates: Iterable[Estimate]) -> None: ...
+
+
+@dataclass
+class PipelineSummary:
+    """What a pipeline run did: counts, merged heatmap, the tracker's health, the sink's line."""
+
+    observations: int = 0
+    estimates: int = 0
+    positions: int = 0
+    windows: int = 0
+    late_estimates: int = 0
+    duplicate_estimates: int = 0
+    first_t: float | None = None
+    last_t: float | None = None
+    heatmap: Window | None = None
+    zones: dict[str, dict[str, float]] = field(default_factory=dict)
+    health: dict[str, object] = field(default_factory=dict)
+    sink: str = ""
+
+
+class Pipeline:
+    """Feed observations in time order; estimates go to positions_out and windows to window_sink."""
+
+    def __init__(self, site: Site, agent: str, tracker: EstimateSource | None = None, *,
+                 cell_m: float = 2.0, window_s: float = 60.0, grace_s: float = DEFAULT_GRACE_S,
+                 positions_out: str | Path | IO[str] | None = None,
+                 window_sink: WindowSink | None = None) -> None:
+        if tracker is None:
+            from edge_agent.fusion.tracker import Tracker
+
+            tracker = Tracker(site)
+        self.site = site
+        self.agent = agent
+        self.tracker = tracker
+        self.accumulator = WindowAccumulator(site, agent, cell_m, window_s, grace_s)
+        self.sink = window_sink
+        self.summary = PipelineSummary()
+        self._own_file = isinstance(positions_out, str | Path)
+        self._positions: IO[str] | None
+        if isinstance(positions_out, str | Path):
+            self._positions = open(positions_out, "w", newline="")  # noqa: SIM115 (closed in close)
+        else:
+            self._positions = positions_out
+        if self._positions is not None:
+            self._positions.write(POSITIONS_HEADER + "\n")
+        self._closed = False
+
+    def feed(self, obs: Observation) -> None:
+        """One observation (time order); whatever it makes final flows on at once."""
+        s = self.summary
+        s.observations += 1
+        if s.first_t is None:
+            s.first_t = obs.t
+        s.last_t = obs.t
+        self._estimates(self.tracker.process(obs))
+
+    def feed_all(self, observations: Iterable[Observation]) -> None:
+        for obs in observations:
+            self.feed(obs)
+
+    def close(self) -> PipelineSummary:
+        """End of data: finish the tracker, flush the windows, close the sink; idempotent."""
+        if self._closed:
+            return self.summary
+        self._closed = True
+        self._estimates(self.tracker.finish())
+        self._windows(self.accumulator.flush())
+        s = self.summary
+        acc = self.accumulator.stats
+        s.late_estimates, s.duplicate_estimates = acc.late, acc.duplicates
+        s.health = self.tracker.health()
+        if s.heatmap is not None:
+            s.zones = {n: {"dwell_s": d, "moving_s": m, "idle_s": i}
+                       for n, (d, m, i) in sorted(s.heatmap.zones.items())}
+        if self._positions is not None:
+            self._positions.flush()
+            if self._own_file:
+                self._positions.close()
+        if self.sink is not None:
+            s.sink = self.sink.close()
+        return s
+
+    def _estimates(self, estimates: list[Estimate]) -> None:
+        if not estimates:
+            return
+        s = self.summary
+        s.estimates += len(estimates)
+        valid = [e for e in estimates if e.valid]
+        if self._positions is not None:
+            self._positions.writelines(_position_row(e) for e in valid)
+        s.positions += len(valid)
+        if valid and isinstance(self.sink, PositionSink):
+            self.sink.add_positions(valid)
+        for e in estimates:
+            self._windows(self.accumulator.add(e))
+
+    def _windows(self, windows: list[Window]) -> None:
+        s = self.summary
+        for w in windows:
+            s.windows += 1
+            s.heatmap = w if s.heatmap is None else merge_windows([s.heatmap, w])
+            if self.sink is not None:
+                self.sink.put(w)
+
+
+def _position_row(e: Estimate) -> str:
+    return f"{e.t:.3f},{e.x_m:.2f},{e.y_m:.2f},{e.sigma_m:.2f},{e.speed_mps:.2f},{int(e.moving)}\n"
+
+
+# --- replay -------------------------------------------------------------------------------------
+
+@dataclass
+class ReplaySummary:
+    """A replay's outcome: per-source counters, the pipeline's summary, the files written."""
+
+    bundle: str
+    out_dir: str
+    agent: str
+    sources: dict[str, dict[str, Any]]
+    pipeline: PipelineSummary
+    files: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.pipeline
+        totals = p.heatmap.totals() if p.heatmap is not None else {}
+        return {
+            "bundle": self.bundle, "agent": self.agent, "sources": self.sources,
+            "observations": p.observations, "estimates": p.estimates, "positions": p.positions,
+            "windows": p.windows, "late_estimates": p.late_estimates,
+            "duplicate_estimates": p.duplicate_estimates, "first_t": p.first_t,
+            "last_t": p.last_t, "totals": totals, "zones": p.zones, "health": p.health,
+            "sink": p.sink, "files": self.files,
+        }
+
+    def line(self) -> str:
+        """One line for the end of `edge-agent replay`."""
+        p = self.pipeline
+        t = p.heatmap.totals() if p.heatmap is not None else None
+        skipped = sum(sum(s["skipped"].values()) for s in self.sources.values())
+        text = (f"{p.observations} observations ({skipped} skipped), {p.positions} positions, "
+                f"{p.windows} windows")
+        if t is not None:
+            text += (f"; moving {t['moving_s']:.0f} s, idle {t['idle_s']:.0f} s, "
+                     f"no position {t['no_position_s']:.0f} s, {t['distance_m']:.0f} m")
+        if p.sink:
+            text += f"; {p.sink}"
+        return text + f" -> {self.out_dir}"
+
+
+def replay_bundle(bundle_dir: str | Path, out_dir: str | Path, agent: str = "fl-01",
+                  window_sink: WindowSink | None = None, progress: bool = False, *,
+                  cell_m: float = 2.0, window_s: float = 60.0,
+                  tracker: EstimateSource | None = None) -> ReplaySummary:
+    """Replay a capture bundle: writes out_dir/positions.csv, heatmap.json and summary.json."""
+    from edge_agent.bundle import Bundle
+
+    bundle = Bundle.open(bundle_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe = Pipeline(bundle.site, agent, tracker, cell_m=cell_m, window_s=window_s,
+                    positions_out=out / "positions.csv", window_sink=window_sink)
+    show = _Progress(sys.stderr) if progress else None
+    try:
+        for obs in bundle.observations():
+            pipe.feed(obs)
+            if show is not None and pipe.summary.observations % PROGRESS_EVERY == 0:
+                show.update(pipe.summary)
+    finally:
+        if show is not None:
+            show.done()
+    summary = pipe.close()
+    heatmap = (summary.heatmap.to_heatmap_json() if summary.heatmap is not None
+               else empty_heatmap_json(bundle.site, agent, cell_m, summary.first_t))
+    _write_json(out / "heatmap.json", heatmap)
+    sources = {kind: {"observations": st.observations, "skipped": dict(sorted(st.skipped.items())),
+                      "warnings": list(st.warnings)}
+               for kind, st in sorted(bundle.stats().items())}
+    files = ["positions.csv", "heatmap.json", "summary.json"]
+    result = ReplaySummary(str(bundle.path), str(out), agent, sources, summary, files)
+    _write_json(out / "summary.json", result.to_dict(), indent=2)
+    return result
+
+
+def empty_heatmap_json(site: Site, agent: str, cell_m: float,
+                       t_s: float | None) -> dict[str, Any]:
+    """heatmap.json of a run without a single estimate: the grid and zero totals."""
+    g = Grid.for_site(site, cell_m)
+    t = t_s if t_s is not None else 0.0
+    return {"site": site.site, "agent": agent, "start": t, "end": t,
+            "grid": {"x0": g.x0, "y0": g.y0, "cell_m": g.cell_m, "nx": g.nx, "ny": g.ny},
+            "cells": [], "totals": {"dwell_s": 0.0, "moving_s": 0.0, "idle_s": 0.0,
+                                    "distance_m": 0.0}}
+
+
+def _write_json(path: Path, doc: dict[str, Any], indent: int | None = None) -> None:
+    text = json.dumps(doc, indent=indent, separators=None if indent else (",", ":"),
+                      default=_json_default)
+    path.write_text(text + "\n")
+
+
+def _json_default(o: object) -> object:
+    """Tracker health may hold numpy scalars or sets: make them plain JSON."""
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, set | frozenset | tuple):
+        return sorted(o)
+    return str(o)
+
+
+class _Progress:
+    """A one-line status on stderr, redrawn in place (only used when stderr is a terminal)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def update(self, s: PipelineSummary) -> None:
+        if s.first_t is None or s.last_t is None:
+            return
+        span = s.last_t - s.first_t
+        self.stream.write(f"\rreplay: {span / 60:6.1f} min of data, {s.observations} observations, "
+                          f"{s.positions} positions, {s.windows} windows ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        self.stream.write("\r\033[K")
+        self.stream.flush()
