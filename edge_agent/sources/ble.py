@@ -63,7 +63,7 @@ class BleMatcher:
             beacon_id = beacon.beacon_id
         if t < self.last_t:
             # A capture spliced from several sessions can step back; downstream needs order.
-            stats.skip("time_backwards")
+            stats.skip("out_of_order")
             return None
         self.last_t = t
         stats.observations += 1

@@ -212,7 +212,7 @@ class EpochAssembler:
             return
         t = calendar.timegm(date.timetuple()) + p.tod_s
         if t <= self._last_t:
-            self.stats.skip("time_backwards")
+            self.stats.skip("out_of_order")
             return
         epoch = self._epoch(p, t)
         if epoch is None:

@@ -104,7 +104,7 @@ def test_time_going_backwards_is_dropped_and_counted(tmp_path: Path) -> None:
             w.write(t, ble_adv_frame("C0:00:00:00:00:01", -60))
     src = BleSource.replay(p, None)
     assert [o.t for o in src] == [10.0, 12.0, 13.0]
-    assert src.stats.skipped["time_backwards"] == 1
+    assert src.stats.skipped["out_of_order"] == 1
 
 
 def test_not_a_capture_is_a_capture_error(tmp_path: Path) -> None:

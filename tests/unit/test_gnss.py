@@ -44,7 +44,7 @@ SKIPS: dict[str, dict[str, int]] = {
     "gpsd_firefly-II.log": {"bad_checksum": 23},
     "gpsd_hemi.log": {"no_time": 194},  # quality-0 GGA with empty time: no epoch to report
     "gpsd_mtk-3301.log": {"no_checksum": 3, "implausible_date": 6, "proprietary": 12},
-    "gpsd_telit-he910.log": {"time_backwards": 1, "no_time": 74},  # 37 V epochs have no time
+    "gpsd_telit-he910.log": {"out_of_order": 1, "no_time": 74},  # 37 V epochs have no time
     "gpsd_skytraq-dgps.log": {"proprietary": 96},
     "gpsd_sl869.log": {"no_checksum": 1},
 }
