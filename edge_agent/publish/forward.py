@@ -148,7 +148,7 @@ class OutboxForwarder:
         """Store an already-encoded message under a stable id (a second put is ignored)."""
         self._check_thread()
         with self._lock:
-            if self.outbox.put(item_id, kind, t_s, payload):
+            if self.outbox.put(item_id, kind, t_s, payload) and kind == "heatmap":
                 self.run_put += 1
             self._more = True
             self.pump()
@@ -372,8 +372,8 @@ class OutboxForwarder:
         where = str(self.url) if self.url else "no broker"
         if self.error is not None:
             raise self.error
-        line = (f"{self.run_put} new in outbox, {self.run_acked} acknowledged by {where}, "
-                f"{waiting} waiting, {rejected} rejected, {drops} dropped")
+        line = (f"{self.run_put} new windows in outbox, {self.run_acked} messages acknowledged "
+                f"by {where}, {waiting} waiting, {rejected} rejected, {drops} dropped")
         if self.link is not None and not self.link.ever_connected:
             line += f" (broker not reached: {diagnosis or 'connection failed'})"
         return line

@@ -64,7 +64,7 @@ def test_publishing_to_another_agents_topic_is_refused_and_visible(broker: Broke
     health = again.health()
     assert health["rejected_total"] == 5 and health["last_reject_reason"] == "135"
     assert health["buffer"]["rejected"]["heatmap"] == 5
-    assert "0 acknowledged" in again.close(timeout_s=20, health=False)
+    assert "0 messages acknowledged" in again.close(timeout_s=20, health=False)
 
 
 def test_under_mqtt_311_a_refusal_looks_like_success(broker: Broker, tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ def test_tls_with_a_required_client_certificate(tmp_path: Path) -> None:
         fwd = OutboxForwarder(db, b.url("fl-01", SECURE_USERS["fl-01"], tls=True), SITE,
                               "fl-01", tls_ca=b.ca_path, tls_cert=cert, tls_key=key)
         put_windows(fwd, "fl-01", 4)
-        assert "4 acknowledged" in fwd.close(timeout_s=20, health=False)
+        assert "4 messages acknowledged" in fwd.close(timeout_s=20, health=False)
         without = OutboxForwarder(tmp_path / "o2.db", b.url("fl-01", SECURE_USERS["fl-01"],
                                                             tls=True), SITE, "fl-01",
                                   tls_ca=b.ca_path)

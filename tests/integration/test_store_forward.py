@@ -21,6 +21,8 @@ from support.fixtures import AGENT_ACL, SECURE_USERS
 from support.mosquitto import Broker, start_mosquitto
 
 from edge_agent.buffer.outbox import Outbox
+from edge_agent.heatmap.codec import decode_window
+from edge_agent.heatmap.window import Window, window_id
 from edge_agent.publish.forward import OutboxForwarder
 
 pytestmark = pytest.mark.mosquitto
@@ -139,3 +141,25 @@ def test_broker_unreachable_replay_completes_and_windows_wait(tmp_path: Path) ->
     assert "broker not reached" in summary and "pw" not in summary.replace("plant", "")
     with Outbox(db) as box:
         assert box.counts()["heatmap"]["pending"] == 5
+
+
+def make_window(k: int) -> Window:
+    start = T0 + 60 * k
+    return Window(id=window_id(SITE, AGENT, start, start + 60), site=SITE, agent=AGENT,
+                  start=start, end=start + 60, cell_m=2.0, x0=0.0, y0=0.0, nx=50, ny=45,
+                  cells={(k % 50, 3): (40.0, 10.0), (7, 8): (20.0, 0.0)}, dwell_s=60.0,
+                  moving_s=10.0, idle_s=50.0, no_position_s=0.0, distance_m=12.5, zones={})
+
+
+def test_real_windows_go_through_the_codec_and_arrive_decodable(broker: Broker,
+                                                               tmp_path: Path) -> None:
+    windows = [make_window(k) for k in range(5)]
+    with collector(broker) as dash:
+        fwd = forwarder(broker, tmp_path / "outbox.db")
+        for w in windows + windows[:2]:  # the same window put twice is stored and sent once
+            fwd.put(w)
+        line = fwd.close(timeout_s=20)
+        assert "5 new windows in outbox, 6 messages acknowledged" in line  # 5 + health
+        assert dash.wait_for(lambda m: sum(x.topic == HEATMAP for x in m) >= 5)
+        got = [decode_window(m.payload) for m in dash.snapshot() if m.topic == HEATMAP]
+    assert sorted(got, key=lambda w: w.start) == windows

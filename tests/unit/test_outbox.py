@@ -9,7 +9,7 @@ import pytest
 from edge_agent.buffer.outbox import Outbox
 from edge_agent.errors import InputError
 from edge_agent.estimate import Estimate
-from edge_agent.observations import BleObs, GnssFix, GnssNoFix, WifiObs
+from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
 
 T0 = 1_700_000_000.0
 
@@ -79,8 +79,8 @@ def test_database_is_wal_and_normal_sync(tmp_path: Path) -> None:
 
 
 def test_raw_observations_and_positions_are_stored(tmp_path: Path) -> None:
-    obs = [wifi(T0), BleObs(T0 + 1, "b1", -70.0), GnssFix(T0 + 2, 1.0, 2.0, 3.0, 0.9, 1),
-           GnssNoFix(T0 + 3)]
+    obs: list[Observation] = [wifi(T0), BleObs(T0 + 1, "b1", -70.0),
+                              GnssFix(T0 + 2, 1.0, 2.0, 3.0, 0.9, 1), GnssNoFix(T0 + 3)]
     with Outbox(tmp_path / "o.db") as box:
         assert box.add_observations(obs) == 4
         box.add_positions([Estimate(T0, 1.0, 2.0, (1.0, 0.0, 1.0), 0.5, True)])
