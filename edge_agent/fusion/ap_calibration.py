@@ -1,9 +1,10 @@
-"""Per-emitter health: how well each AP/beacon fits its survey, and which ones have moved.
+"""Per-emitter health: does each AP/beacon still hang where the survey says?
 
-The offsets themselves are EKF states (see tracker.py); this monitor watches each emitter's
-normalised innovations over a sliding horizon. An emitter that was moved after the survey keeps
-disagreeing by many sigma in a way no constant offset explains: it is declared moved and no
-longer used.
+The offsets themselves are EKF states (see tracker.py). This module searches, per emitter, over
+candidate positions on a coarse grid: for each it accumulates the residuals of the per-second RSSI
+at the tracked truck position, with the emitter's offset profiled out (so a radio that is merely
+weaker does not look moved). An emitter whose best candidate fits much better than its surveyed
+position, and lies far from it, has been moved: it is reported and no longer used.
 """
 
 from __future__ import annotations
@@ -14,47 +15,80 @@ import numpy as np
 
 from edge_agent.fusion.models import Array, IntArray
 
-NIS_HORIZON_S = 90.0
-"""Averaging time of the normalised innovation: long enough to dilute a passing obstruction."""
 MIN_SAMPLES = 60
-"""An emitter needs this many seconds of evidence before it can be declared moved."""
+"""An emitter needs this many confident seconds of evidence before it can be declared moved."""
+FORGET_PER_S = 0.998
+"""Evidence fades with a time constant of about 8 minutes, so a recent move is not outvoted."""
+MOVED_MIN_DISTANCE_M = 8.0
+"""Closer than this to the survey, a better-fitting spot is shadowing, not a move."""
+MOVED_LLR = 30.0
+"""Log-likelihood ratio (best spot vs surveyed spot) that declares a move: about 1e-13 odds."""
+RESIDUAL_CLIP_DB = 15.0
+"""Beyond this a residual is an outlier (a truck parked in front of the AP), not geometry."""
 
 
 @dataclass
 class EmitterHealth:
     key: str
-    samples: int = 0
-    nis_avg: float = 1.0
+    samples: float = 0.0
+    llr: float = 0.0
+    best_xy: tuple[float, float] | None = None
     moved: bool = False
     moved_at_s: float | None = None
 
 
 class ApMonitor:
-    """Exponentially averaged NIS per emitter; `moved` when it stays above a threshold."""
+    """Moved-emitter search on candidate positions; `usable` masks the emitters still trusted."""
 
-    def __init__(self, keys: list[str], moved_nis: float) -> None:
+    def __init__(self, keys: list[str], ex_m: Array, ey_m: Array, ez_m: Array, p1m_dbm: Array,
+                 n: Array, cand_x_m: Array, cand_y_m: Array, rx_height_m: float) -> None:
         self.emitters = [EmitterHealth(k) for k in keys]
-        self.moved_nis = moved_nis
-        self.alpha = 1.0 / NIS_HORIZON_S
         self.usable = np.ones(len(keys), dtype=bool)
+        # candidate 0 of every emitter is its surveyed position
+        self.cx = np.concatenate([ex_m[:, None], np.broadcast_to(cand_x_m, (len(keys),
+                                                                           cand_x_m.size))], 1)
+        self.cy = np.concatenate([ey_m[:, None], np.broadcast_to(cand_y_m, (len(keys),
+                                                                           cand_y_m.size))], 1)
+        self.dz2 = ((ez_m - rx_height_m) ** 2)[:, None]
+        self.p1m = p1m_dbm
+        self.n = n
+        shape = self.cx.shape
+        self.s1 = np.zeros(shape)
+        self.s2 = np.zeros(shape)
+        self.cnt = np.zeros(len(keys))
 
-    def observe(self, t_s: float, idx: IntArray, nis: Array, confident: bool) -> list[int]:
-        """Feed this second's NIS of the heard emitters; returns indices newly declared moved.
-
-        Only seconds where the position is confident count, so that a lost track does not make
-        every AP look moved.
-        """
+    def observe(self, t_s: float, idx: IntArray, z_dbm: Array, wall_db: Array, x_m: float,
+                y_m: float, sigma_db: Array) -> list[int]:
+        """One confident second: heard emitters (idx), their mean RSSI and wall loss at the truck
+        position (x, y). Returns the indices newly declared moved."""
+        self.s1 *= FORGET_PER_S
+        self.s2 *= FORGET_PER_S
+        self.cnt *= FORGET_PER_S
+        keep = self.usable[idx]
+        idx = idx[keep]
+        if idx.size == 0:
+            return []
+        d2 = (self.cx[idx] - x_m) ** 2 + (self.cy[idx] - y_m) ** 2 + self.dz2[idx]
+        pred = self.p1m[idx, None] - 5.0 * self.n[idx, None] * np.log10(np.maximum(d2, 1.0)) \
+            - wall_db[keep, None]
+        r = np.clip(z_dbm[keep, None] - pred, -RESIDUAL_CLIP_DB, RESIDUAL_CLIP_DB)
+        self.s1[idx] += r
+        self.s2[idx] += r * r
+        self.cnt[idx] += 1.0
         newly: list[int] = []
-        if not confident:
-            return newly
-        for i, v in zip(idx.tolist(), nis.tolist(), strict=True):
+        for j, i in enumerate(idx.tolist()):
             e = self.emitters[i]
-            if e.moved:
+            e.samples = float(self.cnt[i])
+            if e.samples < MIN_SAMPLES:
                 continue
-            e.samples += 1
-            a = max(self.alpha, 1.0 / e.samples)
-            e.nis_avg += a * (min(v, 50.0) - e.nis_avg)
-            if e.samples >= MIN_SAMPLES and e.nis_avg > self.moved_nis:
+            # offset profiled out: SSE about the mean residual, per candidate
+            sse = self.s2[i] - self.s1[i] ** 2 / self.cnt[i]
+            best = int(np.argmin(sse[1:])) + 1
+            e.llr = float((sse[0] - sse[best]) / (2.0 * sigma_db[keep][j] ** 2))
+            e.best_xy = (float(self.cx[i, best]), float(self.cy[i, best]))
+            far = float(np.hypot(self.cx[i, best] - self.cx[i, 0], self.cy[i, best]
+                                 - self.cy[i, 0]))
+            if e.llr > MOVED_LLR and far > MOVED_MIN_DISTANCE_M:
                 e.moved = True
                 e.moved_at_s = t_s
                 self.usable[i] = False

@@ -21,7 +21,7 @@ from edge_agent.site import Site
 
 WARMUP_S = 15.0
 """Availability is counted after this warm-up, as the targets define it."""
-RECEIVER_HEIGHT_M = 1.5
+RECEIVER_HEIGHT_M = 2.0
 
 
 @dataclass

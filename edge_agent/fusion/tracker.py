@@ -28,7 +28,7 @@ from edge_agent.site import Site
 class TrackerParams:
     """Tuning of the tracker; each default is justified in docs/fusion.md."""
 
-    receiver_height_m: float = 1.5  # antenna on a forklift's overhead guard
+    receiver_height_m: float = 2.0  # antenna on a forklift's overhead guard
     wifi_sigma_db: float = 4.0  # per AP-second: shadowing that frame averaging cannot remove
     ble_sigma_db: float = 5.0  # BLE is closer to the body and the floor: more shadowing
     frame_sigma_db: float = 3.0  # frame-to-frame fading within one second
@@ -55,7 +55,6 @@ class TrackerParams:
     grid_spread_m: float = 2.0  # how far the truck may have gone in one second (1 sigma)
     grid_reset_mass: float = 0.02  # EKF reset when the grid puts less than this near it ...
     grid_reset_patience_s: int = 3  # ... for this many seconds in a row
-    moved_nis: float = 5.0  # mean NIS of an emitter that no longer fits its survey
     confident_sigma_m: float = 4.0  # the NIS monitor only learns when the track is this good
     motion_half_s: int = 3  # the drift test compares the last 3 s with the 3 s before
     moving_start_stat: float = 3.0  # drift statistic (1 when standing) to declare moving ...
@@ -160,7 +159,8 @@ class Tracker:
         self.i_wall = 4 + self.k
         self.grid = GridFilter(site, p.grid_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
                                self.indoor_emitter)
-        self.monitor = ApMonitor(keys, p.moved_nis)
+        self.monitor = ApMonitor(keys, self.ex, self.ey, np.array(ez), self.p1m, self.n,
+                                 self.grid.cx, self.grid.cy, p.receiver_height_m)
         self.motion = MotionDetector(self.k, p.motion_half_s, p.moving_start_stat,
                                      p.moving_stop_stat)
         self.ekf: Ekf | None = None
@@ -183,9 +183,8 @@ class Tracker:
             self._aisles = (a0[:, 0], a0[:, 1], seg[:, 0] / length, seg[:, 1] / length, length,
                             np.array([a.width_m / 2.0 for a in site.aisles]))
         self._recent: deque[_Step] = deque(maxlen=2 * p.motion_half_s + 1)
-        self.stats = {"motion_refilters": 0, "off_aisle_s": 0, "frames": 0, "unknown_frames": 0,
-                      "late": 0, "epochs": 0,
-                      "gnss_fixes": 0,
+        self.stats = {"emitters_moved": 0, "motion_refilters": 0, "off_aisle_s": 0, "frames": 0,
+                      "unknown_frames": 0, "late": 0, "epochs": 0, "gnss_fixes": 0,
                       "gnss_accepted": 0, "gnss_gated": 0, "gnss_no_fix": 0, "grid_resets": 0,
                       "rssi_clipped": 0}
 
@@ -288,6 +287,7 @@ class Tracker:
             else:
                 self._ekf_step(ekf, step, learn=True)
             self._check_grid(ekf)
+            self._watch_emitters(ekf, step)
         self._constrain(ekf)
         return self._estimate(ekf, float(t))
 
@@ -324,6 +324,23 @@ class Tracker:
         hj[0, 0] = hj[1, 1] = 1.0
         h = x[:2].copy()
         ekf.update(np.array([fix[0], fix[1]]), lambda _x: h, lambda _x: hj, r)
+
+    def _watch_emitters(self, ekf: Ekf, st: _Step) -> None:
+        """Feed the moved-emitter search with confident, moving seconds (standing still, one
+        place says nothing about where an AP hangs)."""
+        if not self.motion.moving or st.idx.size == 0:
+            return
+        x = ekf.x
+        if (ekf.P[0, 0] + ekf.P[1, 1]) / 2.0 > self.p.confident_sigma_m ** 2:
+            return
+        px, py = self.site.bounds.clamp(float(x[0]), float(x[1]))
+        indoor_rx = self.site.is_indoor(px, py)
+        wall = np.where(self.indoor_emitter[st.idx] != indoor_rx, float(x[self.i_wall]), 0.0)
+        z = st.z - x[4 + st.idx]
+        for i in self.monitor.observe(st.t, st.idx, z, wall, px, py, self.sigma_db[st.idx]):
+            self.stats["emitters_moved"] += 1
+            self._grid_cal_due = 0.0  # rebuild the grid's tables without it
+            del i
 
     def _refilter_as_moving(self, ekf: Ekf) -> None:
         """The drift test needs a few seconds to see motion start, during which the idle model
@@ -440,9 +457,6 @@ class Tracker:
             if learn:
                 self.stats["rssi_clipped"] += int(big.sum())
             r = np.where(big, r * nis / clip, r)
-        if learn:
-            pos_sigma = math.sqrt(max(ekf.P[0, 0] + ekf.P[1, 1], 0.0) / 2.0)
-            self.monitor.observe(t, idx, nis, pos_sigma < p.confident_sigma_m)
         ekf.update(z, lambda _x: h, lambda _x: hj, np.diag(r))
 
     def _update_gnss(self, ekf: Ekf, f: GnssFix, learn: bool) -> None:
@@ -561,7 +575,9 @@ class Tracker:
             emitters[e.key] = {
                 "kind": "wifi" if self.kind[i] == _WIFI else "ble",
                 "offset_db": round(float(x[4 + i]), 2) if x is not None else 0.0,
-                "mean_nis": round(e.nis_avg, 2), "samples": e.samples, "moved": e.moved,
+                "samples": round(e.samples, 1), "moved_llr": round(e.llr, 1),
+                "best_xy": [round(v, 1) for v in e.best_xy] if e.best_xy else None,
+                "moved": e.moved,
             }
         return {
             **self.stats,
