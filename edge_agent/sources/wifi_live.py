@@ -117,15 +117,16 @@ class ChannelHopper:
         return None
 
     def start(self) -> None:
-        if len(self.channels) == 1:
-            self.step()  # one channel: tune once, nothing to hop
+        """Tune the first channel now, then hop in a thread (when there is more than one)."""
+        if self.step() is None or len(self.channels) < 2:
             return
         self._thread = threading.Thread(target=self._run, name=f"hop-{self.iface}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set() and self.step() is not None:
-            self._stop.wait(self.dwell_s)
+        while not self._stop.wait(self.dwell_s):
+            if self.step() is None:
+                return
 
     def stop(self) -> None:
         self._stop.set()

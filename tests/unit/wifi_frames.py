@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import struct
 
+from edge_agent.site import Site, site_from_dict
+
 # bit: (alignment, size) for the radiotap fields the builders can emit
 _SPEC = {0: (8, 8), 1: (1, 1), 2: (1, 1), 3: (2, 4), 4: (2, 2), 5: (1, 1), 15: (2, 2)}
 
@@ -80,3 +82,13 @@ def beacon(signal_dbm: int | None = -60, *, freq_mhz: int | None = 2412, flags: 
            **kw: object) -> bytes:
     """A radiotap beacon as a monitor interface captures it (mgmt() options in **kw)."""
     return radiotap(flags=flags, freq_mhz=freq_mhz, signal_dbm=signal_dbm) + mgmt(**kw)  # type: ignore[arg-type]
+
+
+def make_site(*aps: tuple[str, int]) -> Site:
+    """A minimal site surveying these (bssid, channel) APs."""
+    return site_from_dict({
+        "site": "t", "origin": {"lat": 0.0, "lon": 0.0},
+        "bounds": {"xmin": 0, "ymin": 0, "xmax": 10, "ymax": 10},
+        "wifi_aps": [{"bssid": b, "ssid": "plant-ops", "channel": ch, "x": 1, "y": 1, "z": 3,
+                      "rssi_1m_dbm": -40, "path_loss_exponent": 2.5} for b, ch in aps],
+    })
