@@ -80,7 +80,7 @@ class OutboxForwarder:
         self.record_raw, self.record_positions = record_raw, record_positions
         self.url: BrokerUrl | None = None
         self.tls_ca: str | None = None
-        self.mqtt_version = mqtt_version
+        self.mqtt_version = 5 if mqtt_version == 5 else 3
         self.link: MqttLink | None = None
         self.error: BrokerError | None = None
         self.inflight: dict[int, str] = {}  # paho mid -> outbox id

@@ -33,6 +33,8 @@ RC_BAD_USER_OR_PASSWORD = 134
 RC_NOT_AUTHORIZED = 135
 RC_QUOTA_EXCEEDED = 151  # the broker is busy: try the message again later
 AUTH_FAILURES = (RC_BAD_USER_OR_PASSWORD, RC_NOT_AUTHORIZED)
+# MQTT 3.1.1 as the CLI (3), the config file (311) and the protocol level byte (4) name it.
+MQTT_311_NAMES = (3, 311, 4)
 # A persistent session: the broker keeps it (and our in-flight QoS 1 state) for a day offline.
 SESSION_EXPIRY_S = 24 * 3600
 DEFAULT_KEEPALIVE_S = 30
@@ -60,8 +62,9 @@ class MqttLink:
                  tls_key: str | None = None, mqtt_version: int = 5,
                  keepalive_s: int = DEFAULT_KEEPALIVE_S, max_inflight: int = 20,
                  reconnect_max_s: int = RECONNECT_MAX_S) -> None:
-        if mqtt_version not in (3, 5):
-            raise BrokerError(f"mqtt_version must be 5 or 3 (3.1.1), got {mqtt_version}")
+        if mqtt_version not in (5, *MQTT_311_NAMES):
+            raise BrokerError(f"mqtt_version must be 5, or 3/311 for 3.1.1; got {mqtt_version}")
+        mqtt_version = 5 if mqtt_version == 5 else 3
         self.url = url
         self.mqtt_version = mqtt_version
         self.events: queue.SimpleQueue[LinkEvent] = queue.SimpleQueue()

@@ -22,9 +22,9 @@ def add_broker_options(p: argparse.ArgumentParser, *, required: bool = False) ->
     p.add_argument("--username", help="MQTT user name (overrides the URL's)")
     p.add_argument("--password-file", type=Path, metavar="FILE",
                    help="file whose first line is the MQTT password (overrides the URL's)")
-    p.add_argument("--mqtt-version", type=int, choices=(5, 3), default=5,
-                   help="5 (default) or 3 for MQTT 3.1.1; under 3.1.1 an ACL refusal is "
-                        "invisible (see docs/mqtt.md)")
+    p.add_argument("--mqtt-version", type=int, choices=(5, 3, 311), default=5,
+                   help="5 (default), or 3 (= 311) for MQTT 3.1.1; under 3.1.1 an ACL refusal "
+                        "is invisible (see docs/mqtt.md)")
     p.add_argument("--max-inflight", type=int, default=20, metavar="N",
                    help="messages handed to the MQTT client at once (default 20)")
 
