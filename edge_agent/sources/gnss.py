@@ -42,8 +42,9 @@ class GnssSource:
     kind = "gnss"
 
     def __init__(self, stream: ByteStream, site: Site | None, *, name: str = "gnss",
-                 duration_s: float | None = None) -> None:
+                 duration_s: float | None = None, gpsd_json: bool = False) -> None:
         self.stats = SourceStats()
+        self.gpsd_json = gpsd_json
         self.site = site
         self.name = name
         self.duration_s = duration_s
@@ -56,7 +57,7 @@ class GnssSource:
         self._stop.set()
 
     def __iter__(self) -> Iterator[GnssFix | GnssNoFix]:
-        framer = NmeaFramer(self.stats)
+        framer = NmeaFramer(self.stats, skip_json=self.gpsd_json)
         epochs = EpochAssembler(self.stats)
         started = time.monotonic()
         for chunk in self._stream():
@@ -156,13 +157,8 @@ class GnssSource:
                         raise SourceError(f"gpsd {host}:{port}: read failed: {e}") from None
                     if not chunk:
                         return  # gpsd closed the connection
-                    yield _drop_gpsd_json(chunk)
+                    yield chunk
 
-        return cls(stream, site, name=f"gpsd {host}:{port}", duration_s=duration_s)
+        return cls(stream, site, name=f"gpsd {host}:{port}", duration_s=duration_s,
+                   gpsd_json=True)
 
-
-def _drop_gpsd_json(chunk: bytes) -> bytes:
-    """gpsd's own JSON replies (VERSION, DEVICES, WATCH) are lines starting with '{': not NMEA."""
-    if b"{" not in chunk:
-        return chunk
-    return b"\n".join(line for line in chunk.split(b"\n") if not line.lstrip().startswith(b"{"))

@@ -67,8 +67,9 @@ def nmea_checksum(body: str) -> int:
 class NmeaFramer:
     """Bytes in (any chunking) -> checked sentences out ("$...*hh" stripped of line endings)."""
 
-    def __init__(self, stats: SourceStats) -> None:
+    def __init__(self, stats: SourceStats, *, skip_json: bool = False) -> None:
         self.stats = stats
+        self.skip_json = skip_json  # gpsd interleaves its own JSON replies, one per line
         self._buf = b""
 
     def feed(self, data: bytes) -> Iterator[str]:
@@ -92,6 +93,8 @@ class NmeaFramer:
         text = raw.decode("latin-1").strip("\r\n\t \x00")
         if not text or text.startswith("#"):
             return  # blank line or a comment header (gpsd test logs)
+        if self.skip_json and text.startswith("{"):
+            return
         pieces = text.split("$")
         if pieces[0].strip():
             self.stats.skip("non_nmea")  # binary bytes or text before the first '$'

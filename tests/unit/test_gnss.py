@@ -149,15 +149,16 @@ def test_gpsd_watch_nmea_over_tcp(real_captures: Path) -> None:
         with conn:
             conn.sendall(b'{"class":"VERSION","release":"3.25","proto_major":3}\r\n')
             got.append(conn.recv(1024))
-            conn.sendall(b'{"class":"DEVICES","devices":[]}\r\n'
-                         b'{"class":"WATCH","enable":true,"nmea":true}\r\n')
+            conn.sendall(b'{"class":"DEVICES","dev')  # a JSON reply split across reads
+            conn.sendall(b'ices":[]}\r\n{"class":"WATCH","enable":true,"nmea":true}\r\n')
             for i in range(0, len(log), 500):
                 conn.sendall(log[i:i + 500])
         server.close()
 
     th = threading.Thread(target=serve, daemon=True)
     th.start()
-    obs = list(GnssSource.gpsd("127.0.0.1", port, None))
+    src = GnssSource.gpsd("127.0.0.1", port, None)
+    obs = list(src)
     th.join(5)
     assert got and got[0].startswith(b"?WATCH=") and b'"nmea": true' in got[0]
     assert sum(isinstance(o, GnssFix) for o in obs) == 23

@@ -81,6 +81,13 @@ def test_comment_lines_are_not_records() -> None:
     assert out == [GGA] and not stats.skipped
 
 
+def test_gpsd_json_lines_are_not_counted_as_garbage() -> None:
+    stats = SourceStats()
+    f = NmeaFramer(stats, skip_json=True)
+    out = list(f.feed(b'{"class":"VERSION"}\r\n' + GGA.encode() + b"\r\n"))
+    assert out == [GGA] and not stats.skipped
+
+
 def test_chunking_does_not_change_the_result() -> None:
     data = f"{RMC}\r\n{GGA}\r\n{GST}\r\n".encode() * 3
     whole, _ = frame(data)
