@@ -72,7 +72,7 @@ class Outbox:
 
     def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_age_s: float = DEFAULT_MAX_AGE_S, durable_windows: bool = True,
-                 check_same_thread: bool = True) -> None:
+                 check_same_thread: bool = True, checkpoint_on_close: bool = True) -> None:
         self.path = Path(path)
         if max_bytes <= 0:
             raise InputError(self.path, "must be positive", field="max_bytes", value=max_bytes)
@@ -81,6 +81,8 @@ class Outbox:
         self.max_bytes = int(max_bytes)
         self.max_age_s = float(max_age_s)
         self.durable_windows = durable_windows
+        # Readers (`edge-agent status`) leave the WAL to the agent, which writes it anyway.
+        self.checkpoint_on_close = checkpoint_on_close
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -265,10 +267,13 @@ class Outbox:
             row = self.conn.execute("SELECT max(t_s) FROM outbox WHERE kind = 'health'")
             v = row.fetchone()[0]
             return None if v is None else float(v)
-        values = [self.conn.execute(q).fetchone()[0] for q in (
+        # Raw tables are appended in time order: their last row is (about) their newest, found
+        # through the rowid without scanning millions of rows.
+        rows = [self.conn.execute(q).fetchone() for q in (
             "SELECT max(t_s) FROM outbox WHERE kind != 'health'",
-            "SELECT max(t_s) FROM observations", "SELECT max(t_s) FROM positions")]
-        present = [float(v) for v in values if v is not None]
+            "SELECT t_s FROM observations ORDER BY rowid DESC LIMIT 1",
+            "SELECT t_s FROM positions ORDER BY rowid DESC LIMIT 1")]
+        present = [float(r[0]) for r in rows if r is not None and r[0] is not None]
         return max(present) if present else None
 
     def enforce_retention(self) -> dict[str, int]:
@@ -403,8 +408,9 @@ class Outbox:
     def close(self) -> None:
         """Checkpoint the WAL into the database and close."""
         # A reader holding the WAL makes this fail: the next writer checkpoints it then.
-        with contextlib.suppress(sqlite3.OperationalError):
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self.checkpoint_on_close:
+            with contextlib.suppress(sqlite3.OperationalError):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.conn.close()
 
     def __enter__(self) -> Outbox:

@@ -29,7 +29,7 @@ def status(db: Path) -> dict[str, Any]:
     """The outbox summary plus the refused messages' reasons (JSON-able)."""
     if not db.exists():
         raise InputError(db, "no such outbox database", field="--db")
-    with Outbox(db) as box:
+    with Outbox(db, checkpoint_on_close=False) as box:
         s = box.summary()
         s["site"], s["agent"] = box.meta("site"), box.meta("agent")
         reasons: dict[str, int] = {}
