@@ -1,0 +1,189 @@
+"""simulate(): one truck's run in one scenario, as observations, ground truth and a bundle.
+
+The bundle's files are written from the very arrays the observations come from, so replaying
+the bundle through the agent's sources gives back `SimRun.observations`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.capture.writers import (
+    LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR,
+    LINKTYPE_IEEE802_11_RADIOTAP,
+    BeaconTemplate,
+    BleAdvTemplate,
+    PcapWriter,
+    eddystone_uid_data,
+    ibeacon_data,
+    pcap_time_s,
+)
+from edge_agent.errors import InputError
+from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
+from edge_agent.site import Site
+from firmware_sim.gnss import Epoch, simulate_gnss
+from firmware_sim.motion import Truth, plan_track, truth_at_10hz
+from firmware_sim.plant import Plant
+from firmware_sim.receivers import Captured, capture_ble, capture_wifi
+from firmware_sim.scenarios import SCENARIOS, Scenario
+from firmware_sim.seeds import stream
+from firmware_sim.world import World, build_world
+
+T0_S = 1795000000.0  # every run starts here (2026-11-18 ~11:06 UTC): fixed, so runs compare
+RECEIVER_UERE_M = 4.0  # as the agent's NMEA reader: sigma = HDOP x UERE / sqrt(2) without GST
+
+
+@dataclass
+class SimRun:
+    """One simulated run: the survey site, what the agent will observe, and the truth."""
+
+    name: str
+    seed: int
+    truck: int
+    scenario: Scenario
+    plant: Plant
+    world: World
+    truth: Truth
+    wifi: list[Captured]
+    ble: list[Captured]
+    gnss: list[Epoch]
+    observations: list[Observation] = field(default_factory=list)
+
+    @property
+    def site(self) -> Site:
+        """The survey, as written to site.json."""
+        return self.world.survey
+
+    @property
+    def true_site(self) -> Site:
+        """The APs and beacons as they really are (positions, rssi_1m, exponent)."""
+        return self.world.true_site
+
+    @property
+    def t0(self) -> float:
+        return float(self.truth.t[0])
+
+    def write_bundle(self, out_dir: str | Path) -> Path:
+        """Write site.json, wifi.pcap, ble.pcap (if any beacons), gps.nmea and truth.csv."""
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(out, f"cannot create the output folder: {e.strerror}") from None
+        self.site.save(out / "site.json")
+        groups = []
+        for c in self.wifi:
+            em = self.world.wifi[c.index]
+            groups.append((c.t_us, BeaconTemplate(em.bssid, em.ssid, em.channel).frames(
+                c.rssi_dbm)))
+        with PcapWriter(out / "wifi.pcap", LINKTYPE_IEEE802_11_RADIOTAP) as w:
+            w.write_groups(groups)
+        if self.world.ble:
+            bgroups = []
+            for c in self.ble:
+                b = self.world.ble[c.index]
+                data = (ibeacon_data(*b.ibeacon) if b.ibeacon is not None else
+                        eddystone_uid_data(*b.eddystone) if b.eddystone is not None else
+                        bytes([2, 1, 6]))
+                bgroups.append((c.t_us, BleAdvTemplate(b.address, data).frames(c.rssi_dbm,
+                                                                               c.channel)))
+            with PcapWriter(out / "ble.pcap", LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR) as w:
+                w.write_groups(bgroups)
+        lines = [line for e in self.gnss for line in e.lines]
+        (out / "gps.nmea").write_text("\r\n".join(lines) + "\r\n")
+        tr = self.truth
+        rows = [f"{t:.1f},{x:.3f},{y:.3f},{v:.3f},{int(m)}" for t, x, y, v, m in zip(
+            tr.t.tolist(), tr.x.tolist(), tr.y.tolist(), tr.speed.tolist(), tr.moving.tolist(),
+            strict=True)]
+        (out / "truth.csv").write_text("t,x,y,speed,moving\n" + "\n".join(rows) + "\n")
+        return out
+
+
+def scenario(name: str) -> Scenario:
+    sc = SCENARIOS.get(name)
+    if sc is None:
+        raise InputError("scenario", "unknown scenario (see --list)", value=name)
+    return sc
+
+
+def simulate(name: str, seed: int = 0, duration_s: float | None = None, *,
+             truck: int = 0) -> SimRun:
+    """Simulate truck `truck` (0 for a single run) of scenario `name`, deterministically."""
+    sc = scenario(name)
+    dur = float(sc.duration_s if duration_s is None else duration_s)
+    if not dur > 0:
+        raise InputError("--duration", "must be a positive number of seconds", value=duration_s)
+    plant = sc.plant()
+    world = build_world(sc, plant, seed)
+    key = sc.seed_key
+    r_motion = stream(seed, key + "/motion", truck)
+    driver = float(r_motion.uniform(0.92, 1.05))
+    start = int(r_motion.choice([*plant.racks, plant.park]))
+    track = plan_track(plant, sc.motion, r_motion, T0_S, dur + 1.0, driver, start)
+    truth = truth_at_10hz(track, T0_S, dur)
+    r_rx = stream(seed, key + "/receiver", truck)
+    hop_t0 = T0_S - float(r_rx.uniform(0, 3 * sc.wifi.dwell_s))
+    wifi = capture_wifi(world.wifi, sc.wifi, plant, track, T0_S, dur, hop_t0,
+                        stream(seed, key + "/wifi-rx", truck))
+    ble: list[Captured] = []
+    if sc.ble is not None:
+        scan_t0 = T0_S - float(r_rx.uniform(0, 3 * sc.ble.scan_interval_s))
+        ble = capture_ble(world.ble, sc.ble, world.ble_collision_loss, plant, track, T0_S, dur,
+                          scan_t0, stream(seed, key + "/ble-rx", truck))
+    gnss = simulate_gnss(sc.gnss, plant, world.survey, track, T0_S, dur,
+                         stream(seed, key + "/gnss", truck))
+    run = SimRun(name, seed, truck, sc, plant, world, truth, wifi, ble, gnss)
+    run.observations = _observations(run)
+    return run
+
+
+def _merged(caps: list[Captured]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(emitter index, position within its group) of every record in file order, and times."""
+    if not caps:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, e
+    t = np.concatenate([c.t_us for c in caps])
+    g = np.concatenate([np.full(len(c.t_us), i) for i, c in enumerate(caps)])
+    pos = np.concatenate([np.arange(len(c.t_us)) for c in caps])
+    order = np.argsort(t, kind="stable")
+    return g[order], pos[order], t[order]
+
+
+def _observations(run: SimRun) -> list[Observation]:
+    """Exactly what the agent's sources yield from the bundle (surveyed emitters only)."""
+    from edge_agent.capture.radiotap import channel_freq_mhz
+
+    wifi: list[Observation] = []
+    g, pos, t_us = _merged(run.wifi)
+    ts = pcap_time_s(t_us)
+    for gi, pi, t in zip(g.tolist(), pos.tolist(), ts.tolist(), strict=True):
+        c = run.wifi[gi]
+        em = run.world.wifi[c.index]
+        if em.surveyed:
+            wifi.append(WifiObs(t, em.bssid, float(c.rssi_dbm[pi]), em.channel,
+                                channel_freq_mhz(em.channel), em.ssid))
+    ble: list[Observation] = []
+    g, pos, t_us = _merged(run.ble)
+    ts = pcap_time_s(t_us)
+    for gi, pi, t in zip(g.tolist(), pos.tolist(), ts.tolist(), strict=True):
+        c = run.ble[gi]
+        b = run.world.ble[c.index]
+        if b.surveyed:
+            ble.append(BleObs(t, b.beacon_id, float(c.rssi_dbm[pi]), b.address))
+    gnss: list[Observation] = []
+    site = run.site
+    for e in run.gnss:
+        if not e.fix:
+            gnss.append(GnssNoFix(e.t))
+            continue
+        x, y = site.to_local(e.lat, e.lon)
+        has_gst = run.scenario.gnss.gst
+        sigma = (float(np.sqrt((e.sigma_lat_m ** 2 + e.sigma_lon_m ** 2) / 2)) if has_gst
+                 else e.hdop * RECEIVER_UERE_M / float(np.sqrt(2.0)))
+        gnss.append(GnssFix(e.t, x, y, sigma, e.hdop, 1, e.lat, e.lon, e.num_sats, has_gst))
+    out = wifi + ble + gnss
+    out.sort(key=lambda o: o.t)
+    return out
