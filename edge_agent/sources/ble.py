@@ -16,6 +16,10 @@ from edge_agent.site import Site
 from edge_agent.sources.base import SourceStats
 from edge_agent.sources.ble_adv import (
     ADV_ACCESS_ADDRESS,
+    FLAG_CRC_CHECKED,
+    FLAG_CRC_VALID,
+    FLAG_SIGNAL_VALID,
+    PHDR_LEN,
     SIGHTING_PDUS,
     AdvPayload,
     FrameSkip,
@@ -31,6 +35,12 @@ LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR = 256
 LINKTYPE_PPI = 192
 
 
+# Distinct link-layer packets remembered by the replay: a beacon repeats the same bytes (only
+# the PHDR's signal and channel change), so decoding once per packet makes replay ~3x faster.
+# Bounded so that a capture full of distinct data-channel packets cannot grow memory.
+MAX_CACHED_PACKETS = 4096
+
+
 class BleMatcher:
     """Sighting -> BleObs: RSSI bounds, then the survey match (or survey mode when site is None)."""
 
@@ -39,8 +49,25 @@ class BleMatcher:
         self.stats = stats
         self.last_t = float("-inf")
 
+    def beacon_id(self, address: str, payload: AdvPayload | None) -> str | None:
+        """The site's id for this advertiser (None: not surveyed); survey mode: iBeacon id or
+        address."""
+        ib = payload.ibeacon if payload is not None else None
+        if self.site is None:
+            return ib.beacon_id if ib is not None else address
+        if ib is not None:
+            beacon = self.site.beacon_for(address=address, uuid=ib.uuid, major=ib.major,
+                                          minor=ib.minor)
+        else:
+            beacon = self.site.beacon_for(address=address)
+        return beacon.beacon_id if beacon is not None else None
+
     def observe(self, t: float, address: str, payload: AdvPayload | None,
                 rssi_dbm: float | None) -> BleObs | None:
+        return self.emit(t, address, self.beacon_id(address, payload), rssi_dbm)
+
+    def emit(self, t: float, address: str, beacon_id: str | None,
+             rssi_dbm: float | None) -> BleObs | None:
         stats = self.stats
         if rssi_dbm is None:
             stats.skip("no_signal")
@@ -48,19 +75,9 @@ class BleMatcher:
         if not plausible_rssi(rssi_dbm):
             stats.skip("implausible_rssi")
             return None
-        ib = payload.ibeacon if payload is not None else None
-        if self.site is None:
-            beacon_id = ib.beacon_id if ib is not None else address
-        else:
-            if ib is not None:
-                beacon = self.site.beacon_for(address=address, uuid=ib.uuid, major=ib.major,
-                                              minor=ib.minor)
-            else:
-                beacon = self.site.beacon_for(address=address)
-            if beacon is None:
-                stats.skip("not_surveyed")
-                return None
-            beacon_id = beacon.beacon_id
+        if beacon_id is None:
+            stats.skip("not_surveyed")
+            return None
         if t < self.last_t:
             # A capture spliced from several sessions can step back; downstream needs order.
             stats.skip("out_of_order")
@@ -70,21 +87,20 @@ class BleMatcher:
         return BleObs(t, beacon_id, float(rssi_dbm), address)
 
 
-def classify_frame(data: bytes, stats: SourceStats) -> tuple[str, AdvPayload | None,
-                                                             int | None] | None:
-    """A link-type-256 record -> (address, payload, rssi) for advertiser sightings, else counted."""
+def _classify_packet(ll: bytes, matcher: BleMatcher) -> str | tuple[str, str | None]:
+    """Link-layer bytes (access address onward) -> skip reason, or (address, beacon_id|None)."""
     try:
-        frame = parse_phdr_frame(data)
+        frame = parse_phdr_frame(_NEUTRAL_PHDR + ll)
     except FrameSkip as e:
-        stats.skip(e.reason)
-        return None
+        return e.reason
     if frame.access_address != ADV_ACCESS_ADDRESS:
-        stats.skip("data_channel")
-        return None
+        return "data_channel"
     if frame.pdu_type not in SIGHTING_PDUS:
-        stats.skip("not_advertiser_pdu")  # SCAN_REQ, CONNECT_IND, ADV_DIRECT_IND, extended
-        return None
-    return frame.address, frame.payload, frame.rssi_dbm
+        return "not_advertiser_pdu"  # SCAN_REQ, CONNECT_IND, ADV_DIRECT_IND, extended
+    return frame.address, matcher.beacon_id(frame.address, frame.payload)
+
+
+_NEUTRAL_PHDR = bytes(PHDR_LEN)  # no flags: CRC and signal are judged from the real PHDR
 
 
 class BleSource:
@@ -123,6 +139,7 @@ def _replay(path: Path, reader: PcapReader, site: Site | None,
             stats: SourceStats) -> Iterator[BleObs]:
     matcher = BleMatcher(site, stats)
     warned: set[int] = set()
+    cache: dict[bytes, str | tuple[str, str | None]] = {}
     with reader:
         for t, linktype, data in reader:
             if linktype != LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR:
@@ -131,10 +148,24 @@ def _replay(path: Path, reader: PcapReader, site: Site | None,
                     warned.add(linktype)
                     stats.warn(_linktype_warning(path, linktype))
                 continue
-            sighting = classify_frame(data, stats)
-            if sighting is None:
+            if len(data) < PHDR_LEN + 4:
+                stats.skip("truncated")
                 continue
-            obs = matcher.observe(t, *sighting)
+            flags = data[8] | data[9] << 8
+            if flags & FLAG_CRC_CHECKED and not flags & FLAG_CRC_VALID:
+                stats.skip("crc_invalid")
+                continue
+            ll = bytes(data[PHDR_LEN:])
+            hit = cache.get(ll)
+            if hit is None:
+                if len(cache) >= MAX_CACHED_PACKETS:
+                    cache.clear()
+                hit = cache[ll] = _classify_packet(ll, matcher)
+            if isinstance(hit, str):
+                stats.skip(hit)
+                continue
+            signal = data[1] - 256 if data[1] > 127 else data[1]
+            obs = matcher.emit(t, hit[0], hit[1], signal if flags & FLAG_SIGNAL_VALID else None)
             if obs is not None:
                 yield obs
 
