@@ -206,10 +206,12 @@ def run(args: argparse.Namespace) -> int:
     window_s = cfg.heatmap.window_s if cfg else 60.0
     pipeline = Pipeline(site, agent, cell_m=cell_m, window_s=window_s, window_sink=fwd)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    if args.duration is not None:
-        threading.Timer(args.duration, stop.set).start()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    timer = threading.Timer(args.duration, stop.set) if args.duration is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     print(f"run: agent {agent} on site {site.site}, {len(sources)} source(s), outbox {db}, "
           f"broker {fwd.url or 'none (windows wait in the outbox)'}", file=sys.stderr)
 
@@ -221,6 +223,10 @@ def run(args: argparse.Namespace) -> int:
         live = run_live(sources, pipeline.feed, fwd, stop=stop,
                         health_interval_s=args.health_interval, health_extra=extra)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if timer is not None:
+            timer.cancel()
         line = pipeline.close().sink  # closes the forwarder: drains for --drain-timeout
         if not fwd.closed:
             line = fwd.close()

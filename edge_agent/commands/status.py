@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                                            time.gmtime(last))
     lines = [
         f"outbox {s['db']} (site {s['site']}, agent {s['agent']}): "
-        f"{s['used_bytes'] / 1e6:.1f} of {s['max_bytes'] / 1e6:.0f} MB used",
+        f"{s['used_bytes'] / 2**20:.1f} of {s['max_bytes'] / 2**20:.0f} MiB used",
         "waiting:  " + ", ".join(f"{k} {v}" for k, v in s["pending"].items()),
         "refused:  " + ", ".join(f"{k} {v}" for k, v in s["rejected"].items())
         + (f" (reasons {s['rejected_reasons']})" if s["rejected_reasons"] else ""),
