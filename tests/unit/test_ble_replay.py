@@ -112,3 +112,16 @@ def test_not_a_capture_is_a_capture_error(tmp_path: Path) -> None:
     p.write_bytes(b"hello, this is not a pcap")
     with pytest.raises(CaptureError, match=r"ble\.pcap"):
         BleSource.replay(p, None)
+
+
+def test_many_distinct_packets_overflow_the_decode_cache_safely(tmp_path: Path) -> None:
+    from edge_agent.sources.ble import MAX_CACHED_PACKETS
+
+    n = MAX_CACHED_PACKETS + 500
+    p = tmp_path / "ble.pcap"
+    with PcapWriter(p, LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR) as w:
+        for i in range(n):
+            w.write(float(i), ble_adv_frame(f"C0:00:00:00:{i >> 8:02X}:{i & 0xFF:02X}", -60))
+        w.write(float(n), ble_adv_frame("C0:00:00:00:00:00", -61))  # first advertiser again
+    obs = list(BleSource.replay(p, make_site([{"address": "C0:00:00:00:00:00"}])))
+    assert [(o.t, o.rssi_dbm) for o in obs] == [(0.0, -60.0), (float(n), -61.0)]
