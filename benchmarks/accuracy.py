@@ -17,16 +17,18 @@ import sys
 import time
 import tracemalloc
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's firmware_sim
 
 from edge_agent.estimate import Estimate
 from edge_agent.fusion.baselines import weighted_centroid
 from edge_agent.fusion.evaluate import (
     Truth,
     crb_per_second,
-    crb_rms,
     gnss_seconds,
     motion_figures,
     score,
@@ -145,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _scenario_sigmas(run: Any, wifi: float, ble: float) -> tuple[float, float]:
-    """The simulator's shadowing sigmas when it exposes them, else the tracker's defaults."""
+    """The simulator's shadowing sigmas (the CRB's noise), else the tracker's defaults."""
     sc = getattr(run, "scenario", None)
-    w = getattr(sc, "wifi_shadow_db", None) or getattr(sc, "shadowing_db", None) or wifi
-    b = getattr(sc, "ble_shadow_db", None) or getattr(sc, "shadowing_db", None) or ble
+    w = getattr(getattr(getattr(sc, "wifi", None), "link", None), "shadow_sigma_db", wifi)
+    b = getattr(getattr(getattr(sc, "ble", None), "link", None), "shadow_sigma_db", ble)
     return float(w), float(b)
 
 

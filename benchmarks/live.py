@@ -1,4 +1,4 @@
-"""CPU share and memory of the tracker fed in real time (about 150 Wi-Fi frames/s plus BLE and GNSS).
+"""CPU share and memory of the tracker fed in real time (~150 Wi-Fi frames/s plus BLE and GNSS).
 
     .venv/bin/python benchmarks/live.py [--scenario indoor_shift] [--seconds 60] [--seed 0]
 
@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
 from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's firmware_sim
 
 from edge_agent.fusion.tracker import Tracker
 from edge_agent.observations import BleObs, GnssFix, WifiObs

@@ -35,7 +35,8 @@ class GridFilter:
     """Log-probability per cell centre; predict = diffusion, update = product of likelihoods."""
 
     def __init__(self, site: Site, cell_m: float, ex_m: Array, ey_m: Array, dz_m: Array,
-                 p1m_dbm: Array, n: Array, indoor_emitter: Array) -> None:
+                 p1m_dbm: Array, n: Array, indoor_emitter: Array,
+                 aisle_off_penalty: float = 0.0) -> None:
         b = site.bounds
         self.cell_m = cell_m
         self.nx = max(1, math.ceil((b.xmax - b.xmin) / cell_m))
@@ -53,6 +54,13 @@ class GridFilter:
         self.nominal_dbm = p1m_dbm[None, :] - 10.0 * n[None, :] * np.log10(d)  # (M, K)
         self.wall = (self.indoor[:, None] != indoor_emitter[None, :]).astype(np.float64)
         self.slope_db_per_m = 10.0 * n[None, :] / LN10 / d  # |d rssi / d r|, for cell smearing
+        self.aisle_logprior = np.zeros(self.cx.shape[0])
+        if site.aisles and aisle_off_penalty > 0:
+            on = np.zeros(self.cx.shape[0], dtype=bool)
+            slack = cell_m / math.sqrt(2.0)  # a cell counts if any of it touches the aisle
+            for a in site.aisles:
+                on |= _segment_distance(self.cx, self.cy, a.start, a.end) <= a.width_m / 2 + slack
+            self.aisle_logprior = np.where(on, 0.0, -aisle_off_penalty)
         self.logp = np.zeros(self.cx.shape[0])
         self.last_ll = np.zeros(self.cx.shape[0])
         self._kernels: dict[float, tuple[Array, Array]] = {}
@@ -74,7 +82,7 @@ class GridFilter:
             self._kernels[key] = kk
         p = np.exp(self.logp - self.logp.max()).reshape(self.ny, self.nx)
         p = kk[0] @ p @ kk[1].T
-        self.logp = np.log(np.maximum(p.ravel(), 1e-300))
+        self.logp = np.log(np.maximum(p.ravel(), 1e-300)) + self.aisle_logprior
         self._floor()
 
     def set_calibration(self, offsets_db: Array, wall_loss_db: float, sigma_db: Array,
@@ -128,7 +136,7 @@ class GridFilter:
         near = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2 <= radius_m ** 2
         if not near.any():
             return None
-        ll = self.last_ll[near]
+        ll = self.last_ll[near] + self.aisle_logprior[near]
         w = np.exp(ll - ll.max())
         w /= w.sum()
         cx = self.cx[near]
@@ -192,6 +200,16 @@ class GridFilter:
         p = self.probabilities()
         near = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2 <= radius_m ** 2
         return float(p[near].sum())
+
+
+def _segment_distance(x: Array, y: Array, a: tuple[float, float], b: tuple[float, float]
+                      ) -> Array:
+    """Distance from points to the segment a-b."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length2 = max(dx * dx + dy * dy, 1e-12)
+    t = np.clip(((x - a[0]) * dx + (y - a[1]) * dy) / length2, 0.0, 1.0)
+    out: Array = np.hypot(x - (a[0] + t * dx), y - (a[1] + t * dy))
+    return out
 
 
 def _blur_matrix(n: int, s: float) -> Array:

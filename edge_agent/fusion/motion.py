@@ -1,9 +1,12 @@
-"""Moving / idle from the signals themselves: does the per-second RSSI (and GNSS) drift or not?
+"""Moving / idle from the signals themselves, independent of the position filter.
 
-A standing truck sees the same mean RSSI from every AP second after second (only fading changes);
-a moving one sees it shift. Comparing the last `half_s` seconds with the `half_s` before, per
-channel, against the channel's own second-to-second scatter gives a self-calibrating statistic
-that does not depend on the position filter (so idle can freeze the filter without feedback).
+Primary cue, fast fading: multipath decorrelates over half a wavelength (6 cm at 2.4 GHz). Two
+beacons of one AP 0.1 s apart differ by the full fading spread (tens of dB^2) on a truck moving at
+walking pace, but by about 1 dB^2 on a standing one (only people around it move). The mean squared
+difference of such pairs over the last seconds separates the two by an order of magnitude.
+Fallback when too few pairs (BLE only, sparse APs): a two-window drift test of the per-second
+means (and GNSS), against each channel's own scatter. Being independent of the filter is what lets
+idle freeze the position without a feedback loop.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ import numpy as np
 
 from edge_agent.fusion.models import Array, IntArray
 
+FADING_WINDOW_S = 2
+"""Seconds of frame pairs pooled per decision: one second can hold only a handful of pairs."""
+MIN_PAIRS = 4
+"""Fewer pairs than this in the window: fall back to the drift test."""
 MIN_CHANNELS = 2
 """Fewer channels heard in both halves than this: no decision, keep the previous state."""
 MIN_SCATTER_DB = 0.7
@@ -23,8 +30,13 @@ MIN_SCATTER_DB = 0.7
 class MotionDetector:
     """Two-window drift test with hysteresis; `update` once per second, returns moving."""
 
-    def __init__(self, n_channels: int, half_s: int, start_stat: float, stop_stat: float) -> None:
+    def __init__(self, n_channels: int, half_s: int, start_stat: float, stop_stat: float,
+                 fading_start_db2: float, fading_stop_db2: float) -> None:
         self.n = n_channels
+        self.fading_start_db2 = fading_start_db2
+        self.fading_stop_db2 = fading_stop_db2
+        self.fading_db2 = 0.0
+        self._pairs: deque[tuple[float, int]] = deque(maxlen=FADING_WINDOW_S)
         self.half_s = half_s
         self.start_stat = start_stat
         self.stop_stat = stop_stat
@@ -33,10 +45,20 @@ class MotionDetector:
         self._hist: deque[tuple[IntArray, Array, Array | None, float]] = deque(maxlen=2 * half_s)
 
     def update(self, idx: IntArray, z_dbm: Array, gnss_xy: Array | None,
-               gnss_sigma_m: float) -> bool:
-        """Feed one second: heard channel indices with their mean RSSI, and the GNSS position
-        (or None) with its sigma; returns the moving flag after hysteresis."""
+               gnss_sigma_m: float, pair_sum_db2: float = 0.0, pairs: int = 0) -> bool:
+        """Feed one second: heard channel indices with their mean RSSI, the GNSS position (or
+        None) with its sigma, and the sum of squared differences of `pairs` close frame pairs;
+        returns the moving flag after hysteresis."""
         self._hist.append((idx, z_dbm, gnss_xy, gnss_sigma_m))
+        self._pairs.append((pair_sum_db2, pairs))
+        n_pairs = sum(p[1] for p in self._pairs)
+        if n_pairs >= MIN_PAIRS:
+            self.fading_db2 = sum(p[0] for p in self._pairs) / n_pairs
+            if self.moving and self.fading_db2 < self.fading_stop_db2:
+                self.moving = False
+            elif not self.moving and self.fading_db2 > self.fading_start_db2:
+                self.moving = True
+            return self.moving
         if len(self._hist) < 2 * self.half_s:
             return self.moving
         h = list(self._hist)

@@ -51,20 +51,26 @@ class TrackerParams:
     innovation_clip_sigma: float = 3.0  # Huber: beyond this an RSSI counts as this many sigma
     gnss_gate_chi2: float = 13.8  # chi-square 2 dof at 99.9 %
     indoor_gnss_sigma_m: float = 15.0  # an indoor fix is never better than this, whatever HDOP says
-    grid_cell_m: float = 4.0
+    grid_cell_m: float = 2.0
     grid_spread_m: float = 2.0  # how far the truck may have gone in one second (1 sigma)
     grid_reset_mass: float = 0.02  # EKF reset when the grid puts less than this near it ...
     grid_reset_patience_s: int = 3  # ... for this many seconds in a row
     confident_sigma_m: float = 4.0  # the NIS monitor only learns when the track is this good
+    fading_start_db2: float = 5.0  # frame-pair fading power: standing ~1, driving 10-50 ...
+    fading_stop_db2: float = 3.0  # ... declare moving above 5, idle again below 3
     motion_half_s: int = 3  # the drift test compares the last 3 s with the 3 s before
     moving_start_stat: float = 3.0  # drift statistic (1 when standing) to declare moving ...
     moving_stop_stat: float = 1.5  # ... and to declare idle again
     idle_walk_mps: float = 0.01  # an idle truck's estimate may creep by this (1 sigma per s)
     stale_after_s: float = 60.0  # no measurement for this long: estimate no longer valid
     min_emitters_to_start: int = 3
-    aisle_capture_m: float = 3.0  # snap to an aisle when this close beyond its half width
+    aisle_capture_m: float = -1.0  # EKF snap to the nearest aisle: off (< 0), see docs
+    aisle_off_penalty: float = 2.0  # grid: log-likelihood cost of a cell off every aisle
+    aisle_sigma_frac: float = 0.5  # across-aisle sigma as a share of the half width
 
 
+FADING_PAIR_MAX_S = 0.3
+"""Beacons of one AP within one channel dwell (about 0.1 s apart); across dwells, no pair."""
 GRID_RECALIBRATE_S = 10.0
 """Offsets move by a fraction of a dB in 10 s: refreshing the grid's tables faster buys nothing."""
 GRID_EXTRA_VAR_DB2 = 4.0
@@ -74,8 +80,6 @@ MISS_EXTRA_SIGMA_DB = 3.0
 
 AISLE_MIN_SIGMA_M = 0.5
 """The snap never claims better than this across an aisle (drivers do not follow the paint)."""
-AISLE_CROSS_SPEED_MPS = 0.3
-"""Speed across an aisle: trucks drive along it; a small value keeps turns at junctions possible."""
 
 IDLE_VELOCITY_VAR = 0.01
 """(0.1 m/s)^2: when motion resumes the filter starts from rest but can pick up speed at once."""
@@ -158,11 +162,15 @@ class Tracker:
         self.dim = 4 + self.k + 1
         self.i_wall = 4 + self.k
         self.grid = GridFilter(site, p.grid_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
-                               self.indoor_emitter)
+                               self.indoor_emitter, p.aisle_off_penalty)
         self.monitor = ApMonitor(keys, self.ex, self.ey, np.array(ez), self.p1m, self.n,
                                  self.grid.cx, self.grid.cy, p.receiver_height_m)
         self.motion = MotionDetector(self.k, p.motion_half_s, p.moving_start_stat,
-                                     p.moving_stop_stat)
+                                     p.moving_stop_stat, p.fading_start_db2, p.fading_stop_db2)
+        self._last_frame_t = [-1e18] * self.k
+        self._last_frame_rssi = [0.0] * self.k
+        self._pair_sum = 0.0
+        self._pairs = 0
         self.ekf: Ekf | None = None
         # epoch accumulation
         self._epoch: int | None = None
@@ -220,6 +228,14 @@ class Tracker:
         rssi: float = obs.rssi_dbm  # type: ignore[union-attr]
         self._sum[i] += rssi
         self._cnt[i] += 1
+        if cls is WifiObs:
+            # Frame pairs of one AP (one channel) close in time: the fast-fading motion cue.
+            if obs.t - self._last_frame_t[i] < FADING_PAIR_MAX_S:
+                d = rssi - self._last_frame_rssi[i]
+                self._pair_sum += d * d
+                self._pairs += 1
+            self._last_frame_t[i] = obs.t
+            self._last_frame_rssi[i] = rssi
         kd = self.kind[i]
         if rssi < self.floor_dbm[kd]:
             self.floor_dbm[kd] = rssi
@@ -271,7 +287,10 @@ class Tracker:
 
         gxy = np.array([fixes[-1].x_m, fixes[-1].y_m]) if fixes else None
         was_moving = self.motion.moving
-        self.motion.update(h_idx, z, gxy, fixes[-1].sigma_m if fixes else 0.0)
+        self.motion.update(h_idx, z, gxy, fixes[-1].sigma_m if fixes else 0.0, self._pair_sum,
+                           self._pairs)
+        self._pair_sum = 0.0
+        self._pairs = 0
         if ekf is None:
             if h_idx.size >= p.min_emitters_to_start or fixes:
                 ekf = self._start()
@@ -506,7 +525,7 @@ class Tracker:
 
     def _snap_to_aisle(self, ekf: Ekf) -> None:
         """Soft constraint to the nearest aisle's centre line (position and heading) when on it."""
-        if self._aisles is None:
+        if self._aisles is None or self.p.aisle_capture_m < 0:
             return
         a0x, a0y, ux, uy, length, half_w = self._aisles
         x = ekf.x
@@ -520,14 +539,12 @@ class Tracker:
             self.stats["off_aisle_s"] += 1
             return
         nx, ny = -uy[j], ux[j]
-        hj = np.zeros((2, self.dim))
+        hj = np.zeros((1, self.dim))
         hj[0, 0], hj[0, 1] = nx, ny
-        hj[1, 2], hj[1, 3] = nx, ny
-        z = np.array([nx * cx[j] + ny * cy[j], 0.0])
-        h = np.array([nx * px + ny * py, nx * x[2] + ny * x[3]])
-        sig = max(half_w[j] / 2.0, AISLE_MIN_SIGMA_M)
-        r = np.diag([sig * sig, AISLE_CROSS_SPEED_MPS ** 2])
-        ekf.update(z, lambda _x: h, lambda _x: hj, r)
+        z = np.array([nx * cx[j] + ny * cy[j]])
+        h = np.array([nx * px + ny * py])
+        sig = max(half_w[j] * self.p.aisle_sigma_frac, AISLE_MIN_SIGMA_M)
+        ekf.update(z, lambda _x: h, lambda _x: hj, np.array([[sig * sig]]))
 
     def _constrain(self, ekf: Ekf) -> None:
         self._snap_to_aisle(ekf)

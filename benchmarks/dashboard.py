@@ -1,0 +1,180 @@
+"""Dashboard benchmark: windows/s one instance ingests from a real Mosquitto, and API latency for
+an 8-hour shift of a 50-truck fleet.
+
+    .venv/bin/python benchmarks/dashboard.py [--windows 20000] [--trucks 50] [--shift-h 8]
+
+Ingest: the dashboard's session subscribes, disconnects, N windows are published (QoS 1) into its
+queue, then a fresh ingest drains the backlog: the figure is store-and-acknowledge speed, not the
+publisher's. API: real HTTP (uvicorn in a thread) against a store holding the whole shift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import uvicorn
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent.dashboard.app import create_app
+from edge_agent.dashboard.ingest import DashboardIngest
+from edge_agent.dashboard.private_broker import start_private_broker
+from edge_agent.dashboard.store import DashboardStore
+from edge_agent.heatmap.codec import encode_window
+from edge_agent.heatmap.window import Window
+
+SITE = "plant-b"
+T0 = 1_795_000_020.0
+WINDOW_S = 60.0
+NX, NY, CELL_M = 50, 45, 2.0  # the spec's 100 m x 90 m example plant at 2 m cells
+CELLS_PER_WINDOW = (8, 25)  # a truck crosses 8-25 cells of 2 m in a minute (measured replays)
+
+
+def make_windows(n_trucks: int, n_per_truck: int, seed: int = 0) -> list[Window]:
+    """Realistic windows: each minute a truck visits a short chain of neighbouring cells."""
+    rng = random.Random(seed)
+    out = []
+    for a in range(n_trucks):
+        agent = f"fl-{a + 1:02d}"
+        ix, iy = rng.randrange(NX), rng.randrange(NY)
+        for k in range(n_per_truck):
+            cells: dict[tuple[int, int], tuple[float, float]] = {}
+            n = rng.randint(*CELLS_PER_WINDOW)
+            per = 54.0 / n
+            for _ in range(n):
+                ix = min(NX - 1, max(0, ix + rng.choice((-1, 0, 1))))
+                iy = min(NY - 1, max(0, iy + rng.choice((-1, 0, 1))))
+                d, m = cells.get((ix, iy), (0.0, 0.0))
+                mv = per if rng.random() < 0.6 else 0.0
+                cells[(ix, iy)] = (round(d + per, 3), round(m + mv, 3))
+            dwell = round(sum(c[0] for c in cells.values()), 3)
+            moving = round(sum(c[1] for c in cells.values()), 3)
+            idle = round(dwell - moving, 3)
+            zone = "hall" if iy < 30 else "yard"
+            start = T0 + k * WINDOW_S
+            out.append(Window(
+                id=f"{SITE}/{agent}/{int(start)}/60", site=SITE, agent=agent, start=start,
+                end=start + WINDOW_S, cell_m=CELL_M, x0=0.0, y0=0.0, nx=NX, ny=NY, cells=cells,
+                dwell_s=dwell, moving_s=moving, idle_s=idle, no_position_s=6.0,
+                distance_m=round(moving * 1.8, 3), zones={zone: (dwell, moving, idle)}))
+    return out
+
+
+def bench_ingest(work: Path, n_windows: int) -> dict[str, float]:
+    windows = make_windows(50, max(1, n_windows // 50), seed=1)
+    payloads = [(f"plants/{w.site}/agents/{w.agent}/heatmap", encode_window(w)) for w in windows]
+    broker = start_private_broker(work / "broker",
+                                  extra_conf="max_queued_messages 0\nmax_queued_bytes 0")
+    store = DashboardStore(work / "ingest.db")
+    try:
+        first = DashboardIngest(store, broker.url, client_id="bench-dashboard")
+        first.start()
+        assert first.wait_connected(30), "dashboard did not connect"
+        time.sleep(0.3)  # let the SUBACK land before leaving
+        first.stop()
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.max_inflight_messages_set(1000)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        t_pub = time.perf_counter()
+        infos = [pub.publish(t, p, qos=1) for t, p in payloads]
+        for info in infos:
+            info.wait_for_publish(120)
+        pub_s = time.perf_counter() - t_pub
+        pub.disconnect()
+        pub.loop_stop()
+        second = DashboardIngest(store, broker.url, client_id="bench-dashboard")
+        t0 = time.perf_counter()
+        second.start()
+        deadline = t0 + 300
+        while second.stats.stored < len(payloads) and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        ingest_s = time.perf_counter() - t0
+        stored = second.stats.stored
+        second.stop()
+    finally:
+        broker.stop()
+    return {"windows": len(payloads), "stored": stored, "ingest_s": ingest_s,
+            "ingest_per_s": stored / ingest_s, "publish_per_s": len(payloads) / pub_s,
+            "payload_bytes_mean": statistics.mean(len(p) for _, p in payloads)}
+
+
+def bench_api(work: Path, trucks: int, shift_h: float) -> dict[str, float]:
+    per_truck = int(shift_h * 3600 / WINDOW_S)
+    windows = make_windows(trucks, per_truck, seed=2)
+    store = DashboardStore(work / "api.db")
+    t = time.perf_counter()
+    for i in range(0, len(windows), 2000):
+        store.add_windows(windows[i:i + 2000])
+    store_s = time.perf_counter() - t
+    app = create_app(store)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}/api"
+    shift = f"site={SITE}&from={T0}&to={T0 + shift_h * 3600}"
+    hour = f"site={SITE}&from={T0 + (shift_h - 1) * 3600}&to={T0 + shift_h * 3600}"
+
+    def get_ms(path: str) -> tuple[float, dict[str, object]]:
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(base + path, timeout=300) as r:
+            body = json.load(r)
+        return (time.perf_counter() - t0) * 1000, body
+
+    res: dict[str, float] = {"windows": len(windows), "store_per_s": len(windows) / store_s}
+    res["utilisation_shift_ms"] = statistics.median(get_ms("/utilisation?" + shift)[0]
+                                                    for _ in range(5))
+    res["utilisation_hour_ms"] = statistics.median(get_ms("/utilisation?" + hour)[0]
+                                                   for _ in range(5))
+    cold, body = get_ms("/heatmap?" + shift)
+    assert body["windows"] == len(windows)
+    res["heatmap_shift_cold_ms"] = cold
+    res["heatmap_shift_cached_ms"] = statistics.median(get_ms("/heatmap?" + shift)[0]
+                                                       for _ in range(5))
+    res["heatmap_hour_cold_ms"] = get_ms("/heatmap?" + hour)[0]
+    server.should_exit = True
+    thread.join(30)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--windows", type=int, default=20_000, help="windows for the ingest test")
+    ap.add_argument("--trucks", type=int, default=50, help="fleet size for the API test")
+    ap.add_argument("--shift-h", type=float, default=8.0, help="shift length in hours")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
+        work = Path(tmp)
+        ing = bench_ingest(work, args.windows)
+        print(f"ingest: {ing['stored']:.0f}/{ing['windows']:.0f} windows stored in "
+              f"{ing['ingest_s']:.2f} s = {ing['ingest_per_s']:.0f} windows/s "
+              f"(target >= 5000; publisher alone {ing['publish_per_s']:.0f}/s; "
+              f"payload {ing['payload_bytes_mean']:.0f} B)")
+        api = bench_api(work, args.trucks, args.shift_h)
+        print(f"api: {api['windows']:.0f} windows ({args.trucks} trucks x {args.shift_h:g} h), "
+              f"store {api['store_per_s']:.0f} windows/s")
+        print(f"  /api/utilisation shift {api['utilisation_shift_ms']:.1f} ms, last hour "
+              f"{api['utilisation_hour_ms']:.1f} ms (median of 5)")
+        print(f"  /api/heatmap shift cold {api['heatmap_shift_cold_ms']:.0f} ms, cached "
+              f"{api['heatmap_shift_cached_ms']:.1f} ms; last hour cold "
+              f"{api['heatmap_hour_cold_ms']:.0f} ms")
+        print(f"  ratio heatmap cold / utilisation (shift): "
+              f"{api['heatmap_shift_cold_ms'] / api['utilisation_shift_ms']:.0f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
