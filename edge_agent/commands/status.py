@@ -32,6 +32,9 @@ def status(db: Path) -> dict[str, Any]:
     with Outbox(db, checkpoint_on_close=False) as box:
         s = box.summary()
         s["site"], s["agent"] = box.meta("site"), box.meta("agent")
+        configured = box.meta("max_bytes")  # the agent's bound, not this reader's default
+        if configured is not None:
+            s["max_bytes"] = int(configured)
         reasons: dict[str, int] = {}
         for _, _, rc in box.rejected():
             reasons[str(rc)] = reasons.get(str(rc), 0) + 1

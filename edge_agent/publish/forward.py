@@ -102,6 +102,7 @@ class OutboxForwarder:
         self._thread_error: BaseException | None = None
         self.outbox = Outbox(db_path, max_bytes=max_bytes, max_age_s=max_age_s,
                              check_same_thread=False)
+        self.outbox.set_meta("max_bytes", str(int(max_bytes)))  # for `status`
         for key, value in (("site", site), ("agent", agent)):
             old = self.outbox.meta(key)
             if old is None:
@@ -374,6 +375,9 @@ class OutboxForwarder:
         where = str(self.url) if self.url else "no broker"
         if self.error is not None:
             raise self.error
+        if self.url is None:
+            return (f"{self.run_put} new windows in outbox, {waiting} waiting (no broker), "
+                    f"{drops} dropped")
         line = (f"{self.run_put} new windows in outbox, {self.run_acked} messages acknowledged "
                 f"by {where}, {waiting} waiting, {rejected} rejected, {drops} dropped")
         if self.link is not None and not self.link.ever_connected:
