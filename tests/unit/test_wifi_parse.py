@@ -3,6 +3,7 @@ with the reference parsers, garbage."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
 
@@ -37,6 +38,15 @@ def test_beacon_gives_an_observation() -> None:
                                 channel=6))
     assert obs == WifiObs(12.5, "02:aa:bb:00:00:01", -61.0, 6, 2437, "plant-ops")
     assert skipped == {}
+
+
+def test_hot_path_observation_is_a_normal_frozen_wifiobs() -> None:
+    obs, _ = parse(beacon(-61, ssid=b"x"))
+    assert type(obs) is WifiObs
+    assert obs == WifiObs(12.5, "02:00:00:00:00:01", -61.0, 1, 2412, "x")
+    assert hash(obs) == hash(WifiObs(12.5, "02:00:00:00:00:01", -61.0, 1, 2412, "x"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        obs.t = 0.0  # type: ignore[misc]
 
 
 def test_probe_response_counts_too() -> None:
