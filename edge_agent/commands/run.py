@@ -82,6 +82,7 @@ def run_live(sources: Iterable[Source], feed: Callable[[Observation], None],
     newest = float("-inf")
     seq = 0
     next_health = clock() + health_interval_s
+    broker_error_logged = False
 
     def release(upto: float) -> None:
         while heap and heap[0][0] <= upto:
@@ -106,6 +107,10 @@ def run_live(sources: Iterable[Source], feed: Callable[[Observation], None],
         if errors:
             stop.set()
             break
+        if forwarder.error is not None and not broker_error_logged:
+            # Keep measuring and storing: the windows wait for fixed credentials.
+            log.error("%s; windows keep waiting in the outbox", forwarder.error)
+            broker_error_logged = True
         now = clock()
         if now >= next_health:
             forwarder.put_health(health_extra() if health_extra else None)

@@ -233,8 +233,8 @@ class OutboxForwarder:
             elif ev.kind == "refused":
                 assert self.url is not None
                 self.error = refusal_error(self.url, ev.reason, ev.text, self.mqtt_version)
-                # A live agent keeps measuring and storing; it stops connecting and says why.
-                log.error("%s; windows keep waiting in the outbox", self.error)
+                # Raised by close(); `run` logs it at once and keeps storing.
+                log.debug("%s", self.error)
             elif ev.kind == "connect_failed":
                 self.connect_failures += 1
             elif ev.kind == "disconnected":
