@@ -94,11 +94,14 @@ class BleLiveSource:
             if obs is not None:
                 q.put(obs)
 
-        kwargs: dict[str, Any] = {"detection_callback": callback}
+        # BlueZ (bleak's default filter) reports an advertiser again only when its data or RSSI
+        # changes much; ranging needs every advertisement, so ask for duplicates.
+        bluez: dict[str, Any] = {"filters": {"DuplicateData": True}}
+        if self.adapter:
+            bluez["adapter"] = self.adapter
+        kwargs: dict[str, Any] = {"detection_callback": callback, "bluez": bluez}
         if self.backend is not None:
             kwargs["backend"] = self.backend
-        if self.adapter:
-            kwargs["bluez"] = {"adapter": self.adapter}
         scanner = BleakScanner(**kwargs)
         await scanner.start()
         started = time.monotonic()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
@@ -22,10 +22,12 @@ class RecordedScanner(BaseBleakScanner):
     """Plays the recorded advertisements through bleak's own callback machinery on start()."""
 
     stopped = False
+    bluez_args: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, detection_callback: Any, service_uuids: Any, scanning_mode: str = "active",
                  **kwargs: Any) -> None:
         super().__init__(detection_callback, service_uuids)
+        RecordedScanner.bluez_args = kwargs.get("bluez", {})
 
     async def start(self) -> None:
         for ad in ADS["advertisements"]:
@@ -69,6 +71,8 @@ def test_live_survey_mode_yields_every_plausible_advertiser() -> None:
     assert [o.t for o in obs] == [1_700_000_000.0, 1_700_000_000.5, 1_700_000_001.0]
     assert src.stats.skipped == {"implausible_rssi": 1}
     assert RecordedScanner.stopped
+    # every advertisement, not only changed ones (BlueZ's default would hide repeats)
+    assert RecordedScanner.bluez_args["filters"] == {"DuplicateData": True}
 
 
 def test_live_with_site_keeps_only_the_surveyed_ibeacon() -> None:
