@@ -51,7 +51,11 @@ class PcapReader:
         self.path = Path(path)
         self.stats = stats if stats is not None else SourceStats()
         self._buf = _map_file(self.path)
-        self.format, self.linktype = self._sniff()
+        try:
+            self.format, self.linktype = self._sniff()
+        except CaptureError:
+            self.close()
+            raise
 
     def __enter__(self) -> PcapReader:
         return self
@@ -248,7 +252,11 @@ class PcapReader:
 
 
 def _map_file(path: Path) -> bytes | mmap.mmap:
-    """Memory-map the file (no copy, fast slicing); small or unmappable files are read whole."""
+    """Memory-map the file (no copy, fast slicing); small or unmappable files are read whole.
+
+    A capture must not shrink while it is read (a mapped page past the new end would fault);
+    replay reads finished files, live sources never come through here.
+    """
     try:
         f = path.open("rb")
     except OSError as e:

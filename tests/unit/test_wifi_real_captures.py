@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge_agent.errors import CaptureError
 from edge_agent.observations import WifiObs
 from edge_agent.site import site_from_dict
-from edge_agent.sources.wifi import WifiSource
+from edge_agent.sources.wifi import MAX_PLAUSIBLE_RSSI_DBM, MIN_PLAUSIBLE_RSSI_DBM, WifiSource
 
 WIFI = Path(__file__).resolve().parents[1] / "data" / "real-captures" / "wifi"
 
@@ -120,3 +122,31 @@ def test_site_keeps_only_surveyed_bssids() -> None:
     obs = list(src)
     assert [(o.bssid, o.rssi_dbm) for o in obs] == [("28:10:7b:94:bb:29", -76.0)]
     assert src.stats.skipped["not_surveyed"] == 2
+
+
+_REAL_SEEDS = [(WIFI / n).read_bytes() for n in (
+    "aircrack-ng_test1.pcap", "chrissanders-packets_3e80211_wpaauth.pcapng",
+    "tcpdump_ieee802.11_meshid.pcap", "scapy_bad_rsn_parsing_overrides_ssid.pcap")]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(_REAL_SEEDS),
+       st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 255)), min_size=1, max_size=12),
+       st.integers(0, 2**31))
+def test_mutated_real_captures_never_raise_a_traceback(tmp_path: Path, seed: bytes,
+                                                       edits: list[tuple[int, int]],
+                                                       cut: int) -> None:
+    raw = bytearray(seed)
+    for pos, val in edits:
+        raw[pos % len(raw)] = val
+    path = tmp_path / "mutated.pcap"
+    path.write_bytes(bytes(raw[: max(4, cut % (len(raw) + 1))]))
+    try:
+        src = WifiSource.replay(path, None)
+        obs = list(src)
+    except CaptureError:
+        return
+    assert all(MIN_PLAUSIBLE_RSSI_DBM <= o.rssi_dbm <= MAX_PLAUSIBLE_RSSI_DBM for o in obs)
+    assert [o.t for o in obs] == sorted(o.t for o in obs)
+    assert src.stats.observations == len(obs)
