@@ -16,6 +16,7 @@ import queue
 import socket
 import ssl
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ DEFAULT_GROUP = "dashboard"
 # Windows committed per SQLite transaction at most: big enough that commits are not the bottleneck
 # at >= 5000 windows/s, small enough that a batch's acknowledgements are not held back long.
 BATCH_MAX = 2000
+# MQTT 5 Receive Maximum: unacknowledged windows the broker may have in flight to us. We ack after
+# each batch's commit, so this must let a whole batch arrive (a broker may cap it lower).
+RECEIVE_MAXIMUM = BATCH_MAX
 # The broker keeps our session (and queues windows for it) this long while we are down: a day
 # covers a night's outage of the central server; agents' outboxes cover longer ones.
 SESSION_EXPIRY_S = 86_400
@@ -111,6 +115,7 @@ class DashboardIngest:
         """Connect in the background (retrying while the broker is away) and start writing."""
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._session_expiry_s
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
         self._writer = threading.Thread(target=self._write_loop, name="dashboard-ingest",
                                         daemon=True)
         self._writer.start()
@@ -176,30 +181,35 @@ class DashboardIngest:
     def handle_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
         """Store a batch in one transaction, then acknowledge every message of it."""
         windows: list[Window] = []
+        texts: list[str] = []
         for msg in batch:
             self.stats.received += 1
             try:
-                self._handle_one(msg, windows)
+                self._handle_one(msg, windows, texts)
             except (EdgeAgentError, ValueError, KeyError, TypeError) as e:
                 self.stats.rejected += 1
                 log.warning("rejected message on %s: %s", msg.topic, e)
         if windows:
-            res = self.store.add_windows(windows)
+            res = self.store.add_windows(windows, texts)
             self.stats.stored += res.stored
             self.stats.duplicates += res.duplicates
         for msg in batch:
             if msg.qos > 0:
                 self.client.ack(msg.mid, msg.qos)
 
-    def _handle_one(self, msg: mqtt.MQTTMessage, windows: list[Window]) -> None:
+    def _handle_one(self, msg: mqtt.MQTTMessage, windows: list[Window], texts: list[str]) -> None:
         parts = msg.topic.split("/")
         if len(parts) == 5 and parts[0] == "plants" and parts[2] == "agents":
             site, agent, kind = parts[1], parts[3], parts[4]
             if kind == "heatmap":
-                w = decode_window(msg.payload)
+                payload = bytes(msg.payload)
+                w = decode_window(payload)
                 if (w.site, w.agent) != (site, agent):
                     raise ValueError(f"window {w.id!r} says {w.site}/{w.agent}, topic says "
                                      f"{site}/{agent}")
+                # decode_window accepted it: plain JSON, or deflated JSON of a bounded size.
+                raw = payload if payload[:1] == b"{" else zlib.decompress(payload)
+                texts.append(raw.decode("utf-8"))
                 windows.append(w)
                 return
             if kind == "status":

@@ -10,7 +10,7 @@ import json
 import math
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,19 +110,24 @@ class DashboardStore:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def add_windows(self, windows: Iterable[Window]) -> AddResult:
-        """Store windows in one transaction; a window id already held is ignored (at-least-once)."""
+    def add_windows(self, windows: Iterable[Window],
+                    payload_json: Sequence[str] | None = None) -> AddResult:
+        """Store windows in one transaction; a window id already held is ignored (at-least-once).
+
+        payload_json: the windows' JSON payloads as received (saves re-encoding them), if known.
+        """
         db = self._db()
         stored = dups = 0
         with db:
-            for w in windows:
+            for k, w in enumerate(windows):
+                text = (payload_json[k] if payload_json is not None
+                        else json.dumps(w.to_payload(), separators=(",", ":")))
                 cur = db.execute(
                     'INSERT OR IGNORE INTO windows (id, site, agent, start, "end", dwell_s, '
                     "moving_s, idle_s, no_position_s, distance_m, payload) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (w.id, w.site, w.agent, w.start, w.end, w.dwell_s, w.moving_s, w.idle_s,
-                     w.no_position_s, w.distance_m,
-                     json.dumps(w.to_payload(), separators=(",", ":"))))
+                     w.no_position_s, w.distance_m, text))
                 if cur.rowcount != 1:
                     dups += 1
                     continue
