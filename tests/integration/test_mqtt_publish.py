@@ -162,3 +162,37 @@ def test_positions_leave_only_when_enabled(broker: Broker, tmp_path: Path) -> No
         topics = {m.topic for m in dash.snapshot()}
     assert f"plants/{SITE}/agents/fl-01/positions" not in topics
     assert f"plants/{SITE}/agents/fl-01/heatmap" in topics
+
+
+AGENT_SCRIPT = """
+import sys, time
+from edge_agent.publish.forward import OutboxForwarder
+fwd = OutboxForwarder(sys.argv[1], sys.argv[2], "plant-a", "fl-01", tls_ca=sys.argv[3],
+                      keepalive_s=1)
+fwd.put_payload("w0", 1.0, b"{}")
+while fwd.waiting():
+    time.sleep(0.05)
+print("acked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_last_will_says_offline_when_the_agent_dies(broker: Broker, tmp_path: Path) -> None:
+    status_topic = f"plants/{SITE}/agents/fl-01/status"
+    with dashboard(broker, status_topic) as dash:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", AGENT_SCRIPT, str(tmp_path / "o.db"),
+             broker.url("fl-01", SECURE_USERS["fl-01"], tls=True), str(broker.ca_path)],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "acked"
+            assert dash.wait_for(lambda m: any(json.loads(x.payload)["state"] == "online"
+                                               for x in m))
+        finally:
+            proc.kill()  # SIGKILL: no clean DISCONNECT, so the broker sends the Last Will
+            proc.wait()
+        # The socket closed without DISCONNECT: the broker publishes the will (a vanished
+        # network would take 1.5 keep-alives).
+        assert dash.wait_for(lambda m: json.loads(m[-1].payload)["state"] == "offline")
+        will = json.loads(dash.snapshot()[-1].payload)
+    assert will == {"v": 1, "state": "offline", "site": SITE, "agent": "fl-01"}  # no "t": a will
