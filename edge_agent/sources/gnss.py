@@ -42,8 +42,10 @@ class GnssSource:
     kind = "gnss"
 
     def __init__(self, stream: ByteStream, site: Site | None, *, name: str = "gnss",
-                 duration_s: float | None = None, gpsd_json: bool = False) -> None:
+                 duration_s: float | None = None, gpsd_json: bool = False,
+                 live: bool = False) -> None:
         self.stats = SourceStats()
+        self.live = live  # live receivers close each epoch as soon as it is complete
         self.gpsd_json = gpsd_json
         self.site = site
         self.name = name
@@ -58,7 +60,7 @@ class GnssSource:
 
     def __iter__(self) -> Iterator[GnssFix | GnssNoFix]:
         framer = NmeaFramer(self.stats, skip_json=self.gpsd_json)
-        epochs = EpochAssembler(self.stats)
+        epochs = EpochAssembler(self.stats, early_close=self.live)
         started = time.monotonic()
         for chunk in self._stream():
             for sentence in framer.feed(chunk):
@@ -131,7 +133,7 @@ class GnssSource:
                         raise SourceError(f"{port}: serial read failed: {e}") from None
                     yield bytes(chunk)  # may be b"" on timeout: lets stop()/duration apply
 
-        return cls(stream, site, name=port, duration_s=duration_s)
+        return cls(stream, site, name=port, duration_s=duration_s, live=True)
 
     @classmethod
     def gpsd(cls, host: str, port: int = GPSD_DEFAULT_PORT, site: Site | None = None, *,
@@ -160,5 +162,5 @@ class GnssSource:
                     yield chunk
 
         return cls(stream, site, name=f"gpsd {host}:{port}", duration_s=duration_s,
-                   gpsd_json=True)
+                   gpsd_json=True, live=True)
 

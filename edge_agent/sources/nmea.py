@@ -20,7 +20,7 @@ import datetime
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pynmea2
 
@@ -147,14 +147,23 @@ class _Pending:
     gst: pynmea2.NMEASentence | None = None
     zda_date: datetime.date | None = None
     gsa_hdop: float | None = None
+    kinds: set[str] = field(default_factory=set)
 
 
 class EpochAssembler:
     """Checked sentences -> Epochs, one per time of day, in order; counters in `stats`."""
 
-    def __init__(self, stats: SourceStats) -> None:
+    def __init__(self, stats: SourceStats, *, early_close: bool = False) -> None:
         self.stats = stats
         self._pending: _Pending | None = None
+        # early_close (live receivers): once the open epoch holds every timed sentence type this
+        # receiver has sent so far, close it at once instead of when the next epoch starts (1 s
+        # less latency). Later sentences of that time (GP/GL duplicates) are then ignored; a type
+        # first seen late (e.g. GST starting) is lost for that one epoch, so files keep the
+        # exact grouping (early_close=False).
+        self.early_close = early_close
+        self._expected: set[str] = set()
+        self._closed_tod_s: float | None = None
         self._date: datetime.date | None = None
         self._last_tod_s: float | None = None
         self._last_t = -math.inf
@@ -187,6 +196,11 @@ class EpochAssembler:
         if self._pending is not None and self._pending.tod_s != tod:
             yield from self._close()
         if self._pending is None:
+            if tod == self._closed_tod_s:
+                # Late for an epoch closed early: a duplicate, or a type this receiver has just
+                # started sending, which later epochs will now wait for.
+                self._expected.add(kind)
+                return
             self._pending = _Pending(tod)
         p = self._pending
         if kind == "RMC":
@@ -200,6 +214,9 @@ class EpochAssembler:
             p.zda_date = _zda_date(msg)
             if p.zda_date is None:
                 self.stats.skip("malformed")
+        p.kinds.add(kind)
+        if self.early_close and self._expected and self._expected <= p.kinds:
+            yield from self._close()
 
     def flush(self) -> Iterator[Epoch]:
         yield from self._close()
@@ -210,6 +227,8 @@ class EpochAssembler:
         p, self._pending = self._pending, None
         if p is None:
             return
+        self._expected |= p.kinds
+        self._closed_tod_s = p.tod_s
         date = self._epoch_date(p)
         if date is None:
             return

@@ -212,3 +212,31 @@ def test_random_sentence_like_lines_never_raise(lines: list[str]) -> None:
     bodies = [nmea_sentence(s.replace("$", "").replace("*", "")) if i % 2 else s
               for i, s in enumerate(lines)]
     run_all("\r\n".join(bodies).encode())
+
+
+def test_complete_epoch_closes_without_waiting_for_the_next() -> None:
+    """Live latency: once the receiver's sentence set is known, an epoch is out on its last one."""
+    stats = SourceStats()
+    a = EpochAssembler(stats, early_close=True)
+    second = [s.replace("120000.00", "120001.00") for s in (RMC, GGA, GST)]
+    second = [nmea_sentence(s[1:s.index("*")]) for s in second]
+    first_out = [e for s in (RMC, GGA, GST) for e in a.add(s)]
+    assert first_out == []  # first epoch: the set of sentence types is not known yet
+    out = [list(a.add(s)) for s in second]
+    assert [len(o) for o in out] == [1, 0, 1]  # epoch 1 on a new time; epoch 2 on its GST
+    assert out[2][0].t == T0 + 1 and out[2][0].sigma_lat_m == 0.6
+    late_dup = nmea_sentence(second[1][1:second[1].index("*")].replace("GNGGA", "GLGGA"))
+    assert list(a.add(late_dup)) == [] and list(a.flush()) == []
+    assert not stats.skipped
+
+
+def test_new_sentence_type_is_waited_for_after_it_first_arrives_late() -> None:
+    a = EpochAssembler(SourceStats(), early_close=True)
+    at = [[nmea_sentence(s[1:s.index("*")].replace("120000.00", f"12000{i}.00"))
+           for s in (RMC, GGA)] for i in range(4)]
+    out = [e for s in at[0][:1] + at[1][:1] + at[2] + at[3] for e in a.add(s)]
+    out += a.flush()
+    # epochs 0, 1: RMC only; epoch 2's GGA arrives after the early close (RMC-only fix);
+    # epoch 3 waits for its GGA again and carries its HDOP
+    assert [e.t - T0 for e in out] == [0, 1, 2, 3]
+    assert [e.hdop for e in out] == [0.0, 0.0, 0.0, 0.9]
