@@ -1,4 +1,4 @@
-"""The one wall-clock seam. Only the live pipeline reads it; everything else uses observation time."""
+"""The one wall-clock seam: only live sources read it; everything else uses observation time."""
 
 from __future__ import annotations
 
