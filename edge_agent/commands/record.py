@@ -51,9 +51,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--site", type=Path, required=True,
                    help="site.json: the survey; copied into the bundle, and the privacy filter")
     p.add_argument("--iface", help="Wi-Fi interface to record (e.g. wlan0)")
-    p.add_argument("--mode", choices=("monitor", "iw", "termux"), default="monitor",
-                   help="Wi-Fi capture: monitor mode (raw frames, hopping channels), iw "
-                        "(managed-mode scans) or termux (Android scan info); default monitor")
+    p.add_argument("--mode", choices=("monitor", "iw", "termux"),
+                   help="Wi-Fi capture: monitor mode (raw frames, hopping channels; the default "
+                        "with --iface), iw (managed-mode scans of --iface) or termux (Android "
+                        "scan info, no --iface)")
     p.add_argument("--ble", action="store_true", help="record BLE beacons through bleak")
     p.add_argument("--ble-adapter", help="BlueZ adapter for --ble (default: the system's)")
     gnss = p.add_mutually_exclusive_group()
@@ -71,10 +72,12 @@ def register(subparsers: Any) -> None:
 def build_sources(args: argparse.Namespace, site: Site) -> list[Source]:
     """The live sources the options ask for (each imports its platform package itself)."""
     sources: list[Source] = []
+    if args.mode in ("monitor", "iw") and not args.iface:
+        raise InputError("command line", f"--mode {args.mode} needs --iface", field="--iface")
     if args.iface or args.mode == "termux":
         from edge_agent.sources.wifi import WifiSource
 
-        if args.mode == "monitor":
+        if args.mode in (None, "monitor"):
             sources.append(WifiSource.live_monitor(args.iface, site))
         elif args.mode == "iw":
             sources.append(WifiSource.live_iw(args.iface, site))

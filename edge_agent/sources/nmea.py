@@ -5,6 +5,8 @@ themselves; every dropped piece is counted. RMC, GGA, GST (and ZDA for the date)
 day are joined into one epoch: a fix with its uncertainty, or a no-fix.
 
 Decisions:
+- GGA decides fix/no-fix when the epoch has one (quality 0 = no fix); RMC's status only when
+  not. Quality codes pass through (6 = dead reckoning) for fusion to weigh.
 - A sentence without a checksum is dropped ("no_checksum"): in the real logs such sentences are
   the truncated or spliced ones, and a position we cannot verify is worse than one fewer fix.
 - Dates come from RMC, else ZDA, else the last accepted date (rolled over at midnight). Dates
@@ -282,7 +284,7 @@ class EpochAssembler:
         elif rmc is not None:
             has_fix = getattr(rmc, "status", "") == "A"
             mode = getattr(rmc, "mode_indicator", "") or ""
-            quality = {"D": 2, "R": 4, "F": 5}.get(mode, 1)
+            quality = {"D": 2, "R": 4, "F": 5, "E": 6}.get(mode, 1)  # GGA's quality codes
             src = rmc
         else:
             return None  # GST/ZDA only: nothing to report

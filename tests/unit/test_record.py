@@ -4,6 +4,8 @@ observations; unsurveyed emitters never reach the bundle."""
 from __future__ import annotations
 
 import dataclasses
+import socket
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -13,8 +15,9 @@ from edge_agent.bundle import Bundle
 from edge_agent.cli import main
 from edge_agent.commands.record import record_bundle
 from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
-from edge_agent.site import Site, site_from_dict
+from edge_agent.site import Origin, Site, site_from_dict
 from edge_agent.sources.base import SourceStats
+from edge_agent.sources.gnss import GnssSource
 from edge_agent.sources.nmea import sigma_from_hdop
 
 UUID = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
@@ -167,3 +170,46 @@ def test_flushed_recording_is_readable_before_it_ends(tmp_path: Path) -> None:
     assert sum(isinstance(o, BleObs) for o in got) == 3
     # the last GNSS epoch closes only when the next one starts (or the file ends)
     assert sum(isinstance(o, GnssFix) for o in got) == 2
+
+
+def serve_once(data: bytes) -> tuple[int, threading.Thread]:
+    """A stand-in gpsd on loopback: answers one client with `data`, then closes."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b'{"class":"VERSION","release":"3.25"}\r\n')
+            conn.recv(1024)  # the ?WATCH request
+            conn.sendall(data)
+        server.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    return server.getsockname()[1], th
+
+
+def test_cli_records_gpsd_into_a_bundle_that_replays_the_same(
+        tmp_path: Path, real_captures: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = real_captures / "gnss/gpsd_sirfstarv-nmea.log"  # receiver near 44.07N 121.31W
+    site = dataclasses.replace(make_site(), origin=Origin(44.0689, -121.3142, 1123.9))
+    site.save(tmp_path / "site.json")
+    port, th = serve_once(log.read_bytes())
+    rc = main(["record", str(tmp_path / "b"), "--site", str(tmp_path / "site.json"),
+               "--gnss-gpsd", f"127.0.0.1:{port}", "--duration", "60"])
+    th.join(5)
+    assert rc == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith(f"recorded {tmp_path / 'b'}: gps.nmea 118") and "\n" not in \
+        summary.strip()
+    live = list(GnssSource.replay(log, site))
+    replayed = list(Bundle.open(tmp_path / "b").observations())
+    assert len(replayed) == len(live) == 59
+    assert all(same(a, b) for a, b in zip(replayed, live, strict=True))
+
+
+def test_cli_mode_without_iface(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_site().save(tmp_path / "site.json")
+    assert main(["record", str(tmp_path / "b"), "--site", str(tmp_path / "site.json"),
+                 "--mode", "iw"]) == 2
+    assert "--mode iw needs --iface" in capsys.readouterr().err
