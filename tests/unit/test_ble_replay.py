@@ -3,9 +3,12 @@ site survey filters advertisers (privacy) by address or iBeacon id."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_agent.capture.writers import (
     LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR,
@@ -125,3 +128,19 @@ def test_many_distinct_packets_overflow_the_decode_cache_safely(tmp_path: Path) 
         w.write(float(n), ble_adv_frame("C0:00:00:00:00:00", -61))  # first advertiser again
     obs = list(BleSource.replay(p, make_site([{"address": "C0:00:00:00:00:00"}])))
     assert [(o.t, o.rssi_dbm) for o in obs] == [(0.0, -60.0), (float(n), -61.0)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=60),
+                          st.builds(ble_adv_frame, st.just("C0:00:00:00:00:01"),
+                                    st.integers(-130, 60))), max_size=10))
+def test_random_records_only_skip(frames: list[bytes]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "ble.pcap"
+        with PcapWriter(p, LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR) as w:
+            for i, f in enumerate(frames):
+                w.write(float(i), f)
+        src = BleSource.replay(p, None)
+        obs = list(src)
+        assert all(-127 <= o.rssi_dbm <= 0 for o in obs)
+        assert src.stats.observations + sum(src.stats.skipped.values()) == len(frames)

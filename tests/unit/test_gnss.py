@@ -7,13 +7,16 @@ import datetime
 import math
 import os
 import socket
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_agent.capture.writers import nmea_sentence
-from edge_agent.errors import CaptureError
+from edge_agent.errors import CaptureError, EdgeAgentError
 from edge_agent.observations import GnssFix, GnssNoFix
 from edge_agent.site import Site, site_from_dict
 from edge_agent.sources.gnss import GnssSource
@@ -181,3 +184,20 @@ def test_serial_port_on_a_pty(real_captures: Path) -> None:
     os.close(slave)
     assert len(got) == 25 and all(isinstance(o, GnssFix) for o in got)
     assert got == list(GnssSource.replay(real_captures / "gnss/gpsd_bu353s4.log", None))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=120),
+                          st.sampled_from(fix_lines(47.4736, 6.8113).encode().split(b"\r\n"))),
+                max_size=12))
+def test_random_log_files_never_raise(chunks: list[bytes]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "gps.nmea"
+        p.write_bytes(b"\r\n".join(chunks))
+        src = GnssSource.replay(p, site())
+        try:
+            obs = list(src)
+        except EdgeAgentError:
+            return
+        assert all(isinstance(o, GnssFix | GnssNoFix) for o in obs)
+        assert [o.t for o in obs] == sorted(o.t for o in obs)
