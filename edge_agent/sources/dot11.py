@@ -39,25 +39,36 @@ def parse_mgmt(data: bytes, start: int, end: int) -> Mgmt | str:
     if pos > end:
         return "bad_dot11"
     bssid = data[start + ADDR2_AT:start + ADDR2_AT + 6].hex(":")
-    ssid: str | None = None
+    ssid, channel, _ = walk_elements(data, pos, end)
+    return _new(Mgmt, (bssid, ssid, channel))
+
+
+def walk_elements(data: bytes, pos: int, end: int) -> tuple[str, int, bool]:
+    """(SSID, DS channel or 0, both found) from the elements at data[pos:end].
+
+    Stops as soon as both are found (SSID is nearly always first, DS a few after it); a
+    malformed element ends the walk but keeps what was found before it.
+    """
+    ssid_raw = b""
     channel = 0
-    # Walk the elements until both are found; SSID is nearly always first, DS a few after it.
+    found_ssid = False
     while pos + 2 <= end:
         ie_id = data[pos]
         value_end = pos + 2 + data[pos + 1]
         if value_end > end:
-            break  # malformed element: keep what was found before it
+            break
         if ie_id == IE_SSID:
-            if ssid is None:
-                ssid = decode_ssid(data[pos + 2:value_end])
+            if not found_ssid:
+                ssid_raw = data[pos + 2:value_end]
+                found_ssid = True
                 if channel:
                     break
         elif ie_id == IE_DS_PARAMS and value_end > pos + 2 and not channel:
             channel = data[pos + 2]
-            if ssid is not None:
+            if found_ssid:
                 break
         pos = value_end
-    return _new(Mgmt, (bssid, ssid or "", channel))
+    return decode_ssid(ssid_raw), channel, found_ssid and channel > 0
 
 
 _new = tuple.__new__

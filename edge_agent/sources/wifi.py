@@ -22,13 +22,10 @@ from edge_agent.sources.dot11 import (
     FC1_ORDER,
     FIXED_FIELDS_LEN,
     HT_CONTROL_LEN,
-    IE_DS_PARAMS,
-    IE_SSID,
-    MAX_SSID_LEN,
     MGMT_HEADER_LEN,
     channel_to_freq,
-    decode_ssid,
     freq_to_channel,
+    walk_elements,
 )
 from edge_agent.sources.pcap import open_pcap
 from edge_agent.sources.radiotap import (
@@ -70,6 +67,7 @@ MIN_PLAUSIBLE_RSSI_DBM = -120
 
 FCS_LEN = 4
 _U32 = struct.Struct("<I")
+_SIGNED_DBM = tuple(float(b - 256 if b > 127 else b) for b in range(256))  # s8 byte -> dBm
 MIN_MGMT_LEN = MGMT_HEADER_LEN + FIXED_FIELDS_LEN
 _FC0_BEACON = 0x80
 _FC0_PROBE_RESP = 0x50
@@ -78,6 +76,13 @@ _FC0_PROBE_RESP = 0x50
 # yield in time order, so a frame this much older than the last one is re-stamped to its time
 # (a beacon's RSSI does not care about a few ms); anything older is dropped ("out_of_order").
 REORDER_TOLERANCE_S = 1.0
+
+# An AP sends the same first elements (SSID, rates, DS channel) in every beacon, ten times a
+# second, so their parse result is kept per leading bytes: SSID (<= 34) + rates (<= 10) + DS (3)
+# fit in 64. Bounded: cleared when full (thousands of distinct APs only cost speed).
+ELEMENT_KEY_BYTES = 64
+MAX_ELEMENT_RESULTS = 4096
+_elements_seen: dict[bytes, tuple[str, int]] = {}
 
 # WifiObs is a frozen slots dataclass whose generated __init__ costs 0.7 us, a third of the
 # whole per-beacon budget. The hot path fills the same slots through their descriptors (0.3 us):
@@ -112,8 +117,10 @@ def parse_radiotap_frame(data: bytes, t_s: float, stats: SourceStats,
     Only beacons and probe responses with a plausible dBm_AntSignal count; `surveyed` (lower-case
     BSSIDs) keeps only those, None keeps all (survey mode). The caller counts what it emits.
 
-    This is the replay hot path, so radiotap.parse_radiotap and dot11.parse_mgmt are inlined here
-    (same layout table, same rules); tests/unit/test_wifi_parse.py pins it to both by property test.
+    This is the replay hot path: radiotap.parse_radiotap and the 802.11 header part of
+    dot11.parse_mgmt are inlined (same layout table, same rules), and dot11.walk_elements results
+    are reused per leading element bytes; tests/unit/test_wifi_parse.py pins all of it to the
+    reference parsers by property tests.
     """
     n = len(data)
     if n < MIN_HEADER_LEN or data[0] != RADIOTAP_VERSION:
@@ -149,9 +156,7 @@ def parse_radiotap_frame(data: bytes, t_s: float, stats: SourceStats,
     if sig_at < 0 or present & TX_BIT:
         stats.skip("no_signal")  # never read as 0 dBm
         return None
-    signal = data[sig_at]
-    if signal > 127:
-        signal -= 256
+    signal = _SIGNED_DBM[data[sig_at]]
     flags = data[flags_at] if flags_at >= 0 else 0
     freq_mhz = data[chan_at] | (data[chan_at + 1] << 8) if chan_at >= 0 else 0
     end = n
@@ -177,29 +182,11 @@ def parse_radiotap_frame(data: bytes, t_s: float, stats: SourceStats,
     if surveyed is not None and bssid not in surveyed:
         stats.skip("not_surveyed")  # privacy: the address goes no further
         return None
-    ssid_raw = b""
-    channel = 0
-    found_ssid = False
-    while pos + 2 <= end:
-        ie_id = data[pos]
-        value_end = pos + 2 + data[pos + 1]
-        if value_end > end:
-            break  # malformed element: keep what was found before it
-        if ie_id == IE_SSID:
-            if not found_ssid:
-                ssid_raw = data[pos + 2:value_end]
-                found_ssid = True
-                if channel:
-                    break
-        elif ie_id == IE_DS_PARAMS and value_end > pos + 2 and not channel:
-            channel = data[pos + 2]
-            if found_ssid:
-                break
-        pos = value_end
-    if ssid_raw and ssid_raw[-1] and len(ssid_raw) <= MAX_SSID_LEN:
-        ssid = ssid_raw.decode("utf-8", "replace")  # the common case, without a call
-    else:
-        ssid = decode_ssid(ssid_raw)
+    key = data[pos:pos + ELEMENT_KEY_BYTES] if end - pos > ELEMENT_KEY_BYTES else data[pos:end]
+    elements = _elements_seen.get(key)
+    if elements is None:
+        elements = _elements_uncached(data, pos, end, key)
+    ssid, channel = elements
     if not channel:
         channel = freq_to_channel(freq_mhz)
     if not freq_mhz:
@@ -208,12 +195,26 @@ def parse_radiotap_frame(data: bytes, t_s: float, stats: SourceStats,
         obs: WifiObs = _new_obj(WifiObs)
         _set_t(obs, t_s)
         _set_bssid(obs, bssid)
-        _set_rssi(obs, float(signal))
+        _set_rssi(obs, signal)
         _set_channel(obs, channel)
         _set_freq(obs, freq_mhz)
         _set_ssid(obs, ssid)
         return obs
-    return WifiObs(t_s, bssid, float(signal), channel, freq_mhz, ssid)
+    return WifiObs(t_s, bssid, signal, channel, freq_mhz, ssid)
+
+
+def _elements_uncached(data: bytes, pos: int, end: int, key: bytes) -> tuple[str, int]:
+    """Walk the elements; remember the result when the key bytes alone determine it."""
+    ssid, channel, both = walk_elements(key, 0, len(key))
+    if both or len(key) == end - pos:
+        # Found both inside the key (a walk over more bytes takes the same steps), or the key
+        # is all the elements there are: the result is a function of the key.
+        if len(_elements_seen) >= MAX_ELEMENT_RESULTS:
+            _elements_seen.clear()
+        _elements_seen[key] = (ssid, channel)
+        return ssid, channel
+    ssid, channel, _ = walk_elements(data, pos, end)
+    return ssid, channel
 
 
 def surveyed_bssids(site: Site | None) -> frozenset[str] | None:
@@ -247,8 +248,8 @@ class WifiSource:
         surveyed = surveyed_bssids(site)
 
         def produce(stats: SourceStats) -> Iterator[WifiObs]:
-            with reader:
-                yield from frames_to_obs(reader, stats, surveyed, str(path))
+            # no `with`: one generator level less per frame; the mapping closes with the reader
+            return frames_to_obs(reader, stats, surveyed, str(path))
 
         return cls(produce, stats)
 
@@ -259,7 +260,7 @@ class WifiSource:
         surveyed = surveyed_bssids(site)
 
         def produce(stats: SourceStats) -> Iterator[WifiObs]:
-            yield from frames_to_obs(frames, stats, surveyed, name)
+            return frames_to_obs(frames, stats, surveyed, name)
 
         return cls(produce)
 

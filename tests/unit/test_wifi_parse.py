@@ -198,6 +198,38 @@ def test_replay_of_frames_is_time_ordered_and_counted() -> None:
     assert sum("link type 105" in w for w in src.stats.warnings) == 1
 
 
+def test_element_results_are_reused_only_when_the_leading_bytes_decide() -> None:
+    # Same first 64 element bytes (32-byte SSID, rates, a long vendor element), DS channel after
+    # them: the two frames must not share a cached channel.
+    vendor = ie(221, b"\x00\x50\xf2" + b"v" * 40)
+    one = beacon(-60, ssid=b"s" * 32, channel=None, extra=vendor + ie(3, b"\x01"))
+    six = beacon(-60, ssid=b"s" * 32, channel=None, extra=vendor + ie(3, b"\x06"))
+    for _ in range(2):
+        assert [parse(f)[0].channel for f in (one, six)] == [1, 6]  # type: ignore[union-attr]
+    # the usual beacon: decided by its first elements, parsed again from the cache
+    usual = beacon(-60, ssid=b"plant", channel=11, extra=vendor)
+    assert [parse(usual)[0] for _ in range(3)] == [parse(usual)[0]] * 3
+    assert parse(usual)[0].channel == 11  # type: ignore[union-attr]
+
+
+_element = st.sampled_from([ie(0, b"a"), ie(0, b"b" * 32), ie(0, b""), ie(3, b"\x01"),
+                            ie(3, b"\x06"), ie(3, b""), ie(1, b"\x82" * 8), ie(221, b"v" * 30),
+                            bytes([48, 60, 1])])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_element, max_size=6).map(b"".join), min_size=1, max_size=8))
+def test_element_cache_never_changes_a_result(bodies: list[bytes]) -> None:
+    frames = [radiotap(flags=0, freq_mhz=2437, signal_dbm=-50) + mgmt(ssid=None, channel=None,
+                                                                        extra=b)
+              for b in bodies]
+    for frame in frames + frames[::-1]:
+        obs, _ = parse(frame)
+        m = parse_mgmt(frame, 15, len(frame))
+        assert obs is not None and isinstance(m, Mgmt)
+        assert (obs.ssid, obs.channel) == (m.ssid, m.ds_channel or 6)
+
+
 # -- the hot path agrees with the reference parsers ----------------------------------------------
 
 _frame_parts = st.fixed_dictionaries({
