@@ -81,7 +81,9 @@ def start_private_broker(work_dir: Path, *, extra_conf: str = "") -> PrivateBrok
     conf.chmod(0o644)
     log_path = work_dir / "mosquitto.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        # Own session: a terminal's Ctrl-C reaches us, not the broker, so we stop it last.
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     broker = PrivateBroker(port, proc, log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

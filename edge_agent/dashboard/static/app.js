@@ -289,6 +289,13 @@
     $("legend-max").textContent = vmax > 0 ? `${(vmax / 60).toFixed(1)} min ${state.metric} per cell` : "no data in range";
 
     if (plan) {
+      // Aisle centre lines over the heat: where the plan says trucks drive.
+      ctx.strokeStyle = "rgba(60, 70, 85, 0.45)"; ctx.lineWidth = 1; ctx.setLineDash([4, 4]);
+      for (const a of plan.aisles || []) {
+        ctx.beginPath(); ctx.moveTo(px(a.from[0]), py(a.from[1])); ctx.lineTo(px(a.to[0]), py(a.to[1]));
+        ctx.stroke();
+      }
+      ctx.setLineDash([]);
       ctx.fillStyle = "#2b3440"; ctx.font = "13px system-ui, sans-serif"; ctx.textBaseline = "top";
       for (const z of plan.zones || []) {
         const xs = z.polygon.map((p) => p[0]), ys = z.polygon.map((p) => p[1]);
