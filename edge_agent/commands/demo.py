@@ -1,4 +1,4 @@
-"""`edge-agent demo`: a simulated fleet through real agents, a private Mosquitto and the dashboard."""
+"""`edge-agent demo`: a simulated fleet through real agents, a private Mosquitto, the dashboard."""
 
 from __future__ import annotations
 

@@ -88,6 +88,7 @@ class DashboardIngest:
         self.last_error: str | None = None
         self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stop = threading.Event()
+        self._leaving = False  # we asked to disconnect: not worth a warning
         self._writer: threading.Thread | None = None
         self._session_expiry_s = session_expiry_s
         if client_id is None:
@@ -128,6 +129,7 @@ class DashboardIngest:
 
     def stop(self) -> str:
         """Write and acknowledge what was received, disconnect; returns the summary line."""
+        self._leaving = True
         self.client.disconnect()
         self.client.loop_stop()
         self._stop.set()
@@ -154,7 +156,7 @@ class DashboardIngest:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
                        props: Properties | None) -> None:
         self.connected.clear()
-        if rc.is_failure:
+        if rc.is_failure and not self._leaving:
             log.warning("disconnected from %s: %s; reconnecting", self.url, rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
