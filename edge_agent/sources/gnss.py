@@ -114,13 +114,15 @@ class GnssSource:
     @classmethod
     def serial(cls, port: str, baud: int, site: Site | None, *,
                duration_s: float | None = None) -> GnssSource:
-        """A receiver on a serial port (USB CDC-ACM or UART) through pyserial."""
+        """A receiver on a serial port (USB CDC-ACM or UART) or a pyserial URL."""
         try:
             import serial
         except ImportError as e:
             raise SourceError(f"GNSS on a serial port needs pyserial: {e}") from None
         try:
-            dev = serial.Serial(port, baud, timeout=_SOCKET_TIMEOUT_S)
+            # serial_for_url: a device path, or a pyserial URL such as socket://phone:11123
+            # (an NMEA-over-TCP app) or rfc2217://host:port
+            dev = serial.serial_for_url(port, baud, timeout=_SOCKET_TIMEOUT_S)
         except (serial.SerialException, ValueError) as e:
             raise SourceError(f"{port}: cannot open serial port: {e}") from None
 
@@ -130,10 +132,14 @@ class GnssSource:
                     try:
                         chunk = dev.read(max(1, dev.in_waiting or 1))
                     except serial.SerialException as e:
-                        raise SourceError(f"{port}: serial read failed: {e}") from None
+                        # Unplugged receiver or closed socket: end this source (its last epoch
+                        # is still reported), say why, and let the other sources run on.
+                        src.stats.warn(f"{port}: read failed ({e}); GNSS source ended")
+                        return
                     yield bytes(chunk)  # may be b"" on timeout: lets stop()/duration apply
 
-        return cls(stream, site, name=port, duration_s=duration_s, live=True)
+        src = cls(stream, site, name=port, duration_s=duration_s, live=True)
+        return src
 
     @classmethod
     def gpsd(cls, host: str, port: int = GPSD_DEFAULT_PORT, site: Site | None = None, *,
@@ -156,11 +162,14 @@ class GnssSource:
                         yield b""
                         continue
                     except OSError as e:
-                        raise SourceError(f"gpsd {host}:{port}: read failed: {e}") from None
+                        src.stats.warn(f"gpsd {host}:{port}: read failed ({e}); GNSS source ended")
+                        return
                     if not chunk:
-                        return  # gpsd closed the connection
+                        src.stats.warn(f"gpsd {host}:{port}: gpsd closed the connection")
+                        return
                     yield chunk
 
-        return cls(stream, site, name=f"gpsd {host}:{port}", duration_s=duration_s,
-                   gpsd_json=True, live=True)
+        src = cls(stream, site, name=f"gpsd {host}:{port}", duration_s=duration_s,
+                  gpsd_json=True, live=True)
+        return src
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.capture.writers import nmea_sentence
-from edge_agent.errors import CaptureError, EdgeAgentError
+from edge_agent.errors import CaptureError, EdgeAgentError, SourceError
 from edge_agent.observations import GnssFix, GnssNoFix
 from edge_agent.site import Site, site_from_dict
 from edge_agent.sources.gnss import GnssSource
@@ -201,3 +201,35 @@ def test_random_log_files_never_raise(chunks: list[bytes]) -> None:
             return
         assert all(isinstance(o, GnssFix | GnssNoFix) for o in obs)
         assert [o.t for o in obs] == sorted(o.t for o in obs)
+
+
+def test_serial_url_socket(real_captures: Path) -> None:
+    """pyserial URLs work too: socket:// reads an NMEA-over-TCP stream (phone apps offer one)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    log = (real_captures / "gnss/gpsd_neo-m8n.log").read_bytes()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(log)
+        server.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    src = GnssSource.serial(f"socket://127.0.0.1:{server.getsockname()[1]}", 9600, None,
+                            duration_s=30)
+    got = []
+    for o in src:
+        got.append(o)
+        if len(got) == 23:
+            src.stop()
+            break
+    th.join(5)
+    assert got == list(GnssSource.replay(real_captures / "gnss/gpsd_neo-m8n.log", None))
+    # the stand-in closes the connection after the log: the source ends and says why
+    assert src.stats.warnings == [] or "GNSS source ended" in src.stats.warnings[0]
+
+
+def test_serial_port_that_does_not_exist() -> None:
+    with pytest.raises(SourceError, match="/dev/ttyNOPE0"):
+        GnssSource.serial("/dev/ttyNOPE0", 9600, None)
