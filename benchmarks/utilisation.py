@@ -43,11 +43,13 @@ TARGET_DISTANCE_PCT = 10.0
 VARIANTS: dict[str, dict[str, Any]] = {
     "chosen": {},
     "one-cell": {"spread": False},
-    "spread x0.5": {"spread_scale": 0.5},
-    "spread x1.5": {"spread_scale": 1.5},
-    "spread if sigma>4": {"spread_min_sigma_m": 4.0},
-    "spread if sigma>8": {"spread_min_sigma_m": 8.0},
+    "spread always": {"spread_min_sigma_m": 0.0},
+    "spread always x0.5": {"spread_min_sigma_m": 0.0, "spread_scale": 0.5},
+    "spread if sigma>6": {"spread_min_sigma_m": 6.0},
     "held position": {"midpoint": False},
+    "distance per step": {"distance_chord_s": 1.0},
+    "distance chord 3 s": {"distance_chord_s": 3.0},
+    "distance chord 8 s": {"distance_chord_s": 8.0},
     "distance=speed*dt": {"distance_from_speed": True},
 }
 

@@ -101,7 +101,7 @@ def test_gaps_become_no_position_and_long_silence_is_offline(site: Site) -> None
 
 
 def test_moving_idle_and_distance_only_while_moving(site: Site) -> None:
-    acc = WindowAccumulator(site, "fl-01", midpoint=False)
+    acc = WindowAccumulator(site, "fl-01", midpoint=False, distance_chord_s=1.0)
     seq = [est(T0 + k, x=5 + 2 * k, moving=True, speed=2.0) for k in range(10)]
     seq += [est(T0 + 10 + k, x=25 + 0.3 * (-1) ** k) for k in range(10)]  # idle jitter
     w = merge_windows(run(acc, seq))
@@ -109,6 +109,16 @@ def test_moving_idle_and_distance_only_while_moving(site: Site) -> None:
     assert w.distance_m == pytest.approx(20.3, abs=1e-9)  # 9 steps of 2 m + 2.3 m, no jitter
     spd = merge_windows(run(WindowAccumulator(site, "fl-01", distance_from_speed=True), seq))
     assert spd.distance_m == pytest.approx(20.0)  # 10 moving seconds at 2 m/s
+
+
+def test_distance_along_a_chord_ignores_jitter(site: Site) -> None:
+    # 1 m/s along x for 120 s with +-0.8 m of alternating jitter across and along the track
+    seq = [est(T0 + k, x=10 + k * 0.5 + 0.8 * (-1) ** k, y=30 + 0.8 * (-1) ** (k // 2),
+               moving=True, speed=0.5) for k in range(121)]
+    step = merge_windows(run(WindowAccumulator(site, "fl-01", distance_chord_s=1.0), seq))
+    chord = merge_windows(run(WindowAccumulator(site, "fl-01"), seq))
+    assert step.distance_m > 1.5 * 60.0  # jitter counted as travel
+    assert chord.distance_m == pytest.approx(60.5, rel=0.10)  # 121 s at 0.5 m/s (64.6 now)
 
 
 def test_zones_count_every_zone_holding_the_point(site: Site) -> None:
@@ -120,14 +130,15 @@ def test_zones_count_every_zone_holding_the_point(site: Site) -> None:
 
 
 def test_spread_keeps_dwell_exact_and_follows_uncertainty(site: Site) -> None:
-    seq = [est(T0 + k, x=41.0, y=31.0, sigma=3.0) for k in range(60)]
+    seq = [est(T0 + k, x=41.0, y=31.0, sigma=3.0) for k in range(60)]  # >= 3 m: spread
     w = merge_windows(run(WindowAccumulator(site, "fl-01"), seq))
     assert len(w.cells) > 9
     assert sum(round(d * 1000) for d, _ in w.cells.values()) == 60_000
     assert max(w.cells.values()) == w.cells[(20, 15)]
-    sharp = merge_windows(run(WindowAccumulator(site, "fl-01"),
-                              [est(T0 + k, x=41.0, y=31.0, sigma=0.1) for k in range(60)]))
-    assert sharp.cells == {(20, 15): (60.0, 0.0)}
+    for sigma in (0.1, 2.9):  # a confident estimate stays in its cell
+        sharp = merge_windows(run(WindowAccumulator(site, "fl-01"),
+                                  [est(T0 + k, x=41.0, y=31.0, sigma=sigma) for k in range(60)]))
+        assert sharp.cells == {(20, 15): (60.0, 0.0)}
 
 
 def test_positions_off_the_grid_are_clamped_to_its_edge(site: Site) -> None:
