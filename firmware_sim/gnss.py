@@ -26,6 +26,7 @@ Array = npt.NDArray[np.float64]
 WALL_MULTIPATH_SCALE_M = 6.0  # multipath next to a tall wall fades out over ~ its height
 GN_SATS_OPEN_SKY = (16, 24)  # GPS+GLONASS+Galileo+BeiDou in view with a clear sky
 GP_SATS_OPEN_SKY = (8, 12)  # GPS only
+AVAILABILITY_TAU_S = 20.0  # how long signal stays (or stays away) near a door
 INDOOR_SELF_CONFIDENCE = 0.5  # indoors a receiver reports about half its real error
 
 
@@ -97,7 +98,18 @@ def simulate_gnss(gc: GnssConfig, plant: Plant, site: Site, track: Track, t0_s: 
                     np.maximum(4, sats_open // 2 - np.round(depth / 3))).astype(int)
     avail_p = np.where(outdoors, 1.0, np.where(depth < gc.deep_indoor_m,
                                                np.exp(-depth / gc.door_decay_m), 0.0))
-    avail = rng.random(n) < avail_p
+    # Near a door the signal comes and goes over tens of seconds (satellites moving behind the
+    # door frame, trucks in the way): a slow Gauss-Markov margin, thresholded so that the
+    # share of time with signal at a given depth is avail_p.
+    b = math.exp(-1.0 / AVAILABILITY_TAU_S)
+    zw = rng.standard_normal(n) * math.sqrt(1 - b * b)
+    z = np.zeros(n)
+    z_prev = float(rng.standard_normal())
+    for k in range(n):
+        z_prev = b * z_prev + zw[k]
+        z[k] = z_prev
+    u = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))  # uniform marginals
+    avail = u < avail_p
     # lock: after an outage, `reacquire` seconds of signal before the first fix
     fix = np.zeros(n, dtype=bool)
     need = rng.uniform(*gc.reacquire_s)

@@ -109,10 +109,14 @@ def scenario(name: str) -> Scenario:
     return sc
 
 
-def simulate(name: str, seed: int = 0, duration_s: float | None = None, *,
+def simulate(name: str | Scenario, seed: int = 0, duration_s: float | None = None, *,
              truck: int = 0) -> SimRun:
-    """Simulate truck `truck` (0 for a single run) of scenario `name`, deterministically."""
-    sc = scenario(name)
+    """Simulate truck `truck` (0 for a single run) of a scenario (its name or itself).
+
+    Deterministic in (scenario seed key, seed, truck). Passing a modified Scenario (e.g. with
+    dataclasses.replace) is how tests switch one model component off.
+    """
+    sc = scenario(name) if isinstance(name, str) else name
     dur = float(sc.duration_s if duration_s is None else duration_s)
     if not dur > 0:
         raise InputError("--duration", "must be a positive number of seconds", value=duration_s)
@@ -135,7 +139,7 @@ def simulate(name: str, seed: int = 0, duration_s: float | None = None, *,
                           scan_t0, stream(seed, key + "/ble-rx", truck))
     gnss = simulate_gnss(sc.gnss, plant, world.survey, track, T0_S, dur,
                          stream(seed, key + "/gnss", truck))
-    run = SimRun(name, seed, truck, sc, plant, world, truth, wifi, ble, gnss)
+    run = SimRun(sc.name, seed, truck, sc, plant, world, truth, wifi, ble, gnss)
     run.observations = _observations(run)
     return run
 
