@@ -145,6 +145,10 @@ def bench_api(work: Path, trucks: int, shift_h: float) -> dict[str, float]:
     res["heatmap_shift_cached_ms"] = statistics.median(get_ms("/heatmap?" + shift)[0]
                                                        for _ in range(5))
     res["heatmap_hour_cold_ms"] = get_ms("/heatmap?" + hour)[0]
+    # A live update: one more window in the current hour; only that hour is merged again.
+    late = make_windows(1, per_truck, seed=3)[-1]
+    store.add_windows([Window(**{**late.__dict__, "id": late.id + "-live", "agent": "fl-99"})])
+    res["heatmap_shift_after_new_window_ms"] = get_ms("/heatmap?" + shift)[0]
     server.should_exit = True
     thread.join(30)
     return res
@@ -171,6 +175,8 @@ def main() -> int:
         print(f"  /api/heatmap shift cold {api['heatmap_shift_cold_ms']:.0f} ms, cached "
               f"{api['heatmap_shift_cached_ms']:.1f} ms; last hour cold "
               f"{api['heatmap_hour_cold_ms']:.0f} ms")
+        print(f"  /api/heatmap shift after one new window (live update) "
+              f"{api['heatmap_shift_after_new_window_ms']:.0f} ms")
         print(f"  ratio heatmap cold / utilisation (shift): "
               f"{api['heatmap_shift_cold_ms'] / api['utilisation_shift_ms']:.0f}x")
     return 0

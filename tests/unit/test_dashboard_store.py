@@ -104,3 +104,20 @@ def test_sites_lists_plan_and_data_span(store: DashboardStore) -> None:
     (s,) = store.sites()
     assert s["site"] == "plant-t" and s["plan"]["zones"][0]["name"] == "hall"
     assert (s["first_start"], s["last_end"], s["windows"]) == (T0, T0 + 180, 3)
+
+
+def test_hour_merges_are_reused_until_a_late_window_lands_in_them(store: DashboardStore) -> None:
+    wins = fleet_windows(2, 150, seed=5)  # 2.5 hours
+    store.add_windows(wins[:-1])
+    t0, t1 = T0 + 30, T0 + 9000  # partial hours at both ends
+    first = store.heatmap("plant-t", t0, t1)
+    # A late window (an agent back from a dead zone) lands in a middle hour already merged.
+    late = make_window("fl-07", T0 + 3650, {(5, 5): (20.0, 20.0)})
+    store.add_windows([late])
+    second = store.heatmap("plant-t", t0, t1)
+    assert second["windows"] == first["windows"] + 1
+    assert second["totals"]["moving_s"] == pytest.approx(first["totals"]["moving_s"] + 20.0)
+    inside = [w for w in [*wins[:-1], late] if t0 <= w.start < t1]
+    expected = merge_windows(inside).to_payload()
+    assert sorted(map(tuple, second["cells"])) == sorted(map(tuple, expected["cells"]))
+    assert "fl-07" in second["agents"]
