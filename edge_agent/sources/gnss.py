@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from edge_agent.clock import Clock, system_clock
 from edge_agent.errors import CaptureError, SourceError
 from edge_agent.observations import GnssFix, GnssNoFix
 from edge_agent.site import Origin, Site, geodetic_to_enu
@@ -43,8 +44,9 @@ class GnssSource:
 
     def __init__(self, stream: ByteStream, site: Site | None, *, name: str = "gnss",
                  duration_s: float | None = None, gpsd_json: bool = False,
-                 live: bool = False) -> None:
+                 live: bool = False, clock: Clock = system_clock) -> None:
         self.stats = SourceStats()
+        self.clock = clock  # live only: the date of GGA-only epochs before any RMC/ZDA
         self.live = live  # live receivers close each epoch as soon as it is complete
         self.gpsd_json = gpsd_json
         self.site = site
@@ -60,7 +62,8 @@ class GnssSource:
 
     def __iter__(self) -> Iterator[GnssFix | GnssNoFix]:
         framer = NmeaFramer(self.stats, skip_json=self.gpsd_json)
-        epochs = EpochAssembler(self.stats, early_close=self.live)
+        epochs = EpochAssembler(self.stats, early_close=self.live,
+                                date_clock=self.clock if self.live else None)
         started = time.monotonic()
         for chunk in self._stream():
             for sentence in framer.feed(chunk):
@@ -113,7 +116,7 @@ class GnssSource:
 
     @classmethod
     def serial(cls, port: str, baud: int, site: Site | None, *,
-               duration_s: float | None = None) -> GnssSource:
+               duration_s: float | None = None, clock: Clock = system_clock) -> GnssSource:
         """A receiver on a serial port (USB CDC-ACM or UART) or a pyserial URL."""
         try:
             import serial
@@ -138,12 +141,13 @@ class GnssSource:
                         return
                     yield bytes(chunk)  # may be b"" on timeout: lets stop()/duration apply
 
-        src = cls(stream, site, name=port, duration_s=duration_s, live=True)
+        src = cls(stream, site, name=port, duration_s=duration_s, live=True, clock=clock)
         return src
 
     @classmethod
     def gpsd(cls, host: str, port: int = GPSD_DEFAULT_PORT, site: Site | None = None, *,
-             raw: bool = False, duration_s: float | None = None) -> GnssSource:
+             raw: bool = False, duration_s: float | None = None,
+             clock: Clock = system_clock) -> GnssSource:
         """gpsd's TCP service: ?WATCH with "nmea": true (or "raw": 1 for the receiver's bytes)."""
         try:
             sock = socket.create_connection((host, port), timeout=5.0)
@@ -170,6 +174,6 @@ class GnssSource:
                     yield chunk
 
         src = cls(stream, site, name=f"gpsd {host}:{port}", duration_s=duration_s,
-                  gpsd_json=True, live=True)
+                  gpsd_json=True, live=True, clock=clock)
         return src
 

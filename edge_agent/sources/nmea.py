@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import pynmea2
 
+from edge_agent.clock import Clock
 from edge_agent.sources.base import SourceStats
 
 # Receivers print at most 82 characters a sentence; proprietary ones run longer. A "line" of
@@ -35,6 +36,10 @@ MAX_LINE_BYTES = 4096
 # 2000, and no log this agent replays predates the project.
 MIN_PLAUSIBLE_YEAR = 2005
 MAX_PLAUSIBLE_YEAR = 2099
+# Live, a receiver that has sent this many epochs without any RMC/ZDA date is taken to send
+# none (GGA-only configuration) and is dated by the system clock; fewer is just the start of a
+# stream whose first RMC is still coming.
+CLOCK_DATE_AFTER_EPOCHS = 5
 # A date going back more than this is a receiver fault (week rollover, cold-boot garbage), not time.
 MAX_DATE_STEP_BACK_S = 86400.0
 # 1-sigma user equivalent range error of a consumer L1 multi-constellation receiver (open sky
@@ -155,8 +160,13 @@ class _Pending:
 class EpochAssembler:
     """Checked sentences -> Epochs, one per time of day, in order; counters in `stats`."""
 
-    def __init__(self, stats: SourceStats, *, early_close: bool = False) -> None:
+    def __init__(self, stats: SourceStats, *, early_close: bool = False,
+                 date_clock: Clock | None = None) -> None:
         self.stats = stats
+        # date_clock (live only): dates epochs that come before any RMC/ZDA date (a receiver set
+        # to GGA only) with the UTC day that puts them nearest the clock; never used for time.
+        self.date_clock = date_clock
+        self._undated = 0
         self._pending: _Pending | None = None
         # early_close (live receivers): once the open epoch holds every timed sentence type this
         # receiver has sent so far, close it at once instead of when the next epoch starts (1 s
@@ -260,7 +270,12 @@ class EpochAssembler:
         elif self._date is not None:
             if self._last_tod_s is not None and p.tod_s < self._last_tod_s - _SECONDS_PER_DAY / 2:
                 self._date += datetime.timedelta(days=1)  # passed midnight without a dated sentence
+        elif self.date_clock is not None and self._undated >= CLOCK_DATE_AFTER_EPOCHS:
+            self._date = _date_nearest(self.date_clock(), p.tod_s)
+            self.stats.warn("the receiver sends no RMC or ZDA date: epochs are dated by the "
+                            "system clock's UTC day")
         else:
+            self._undated += 1
             self.stats.skip("no_date")
             return None
         self._last_tod_s = p.tod_s
@@ -306,6 +321,13 @@ class EpochAssembler:
         if slat is None or slon is None or slat <= 0 or slon <= 0:
             slat = slon = None
         return Epoch(t, True, lat, lon, alt, hdop, quality, sats, slat, slon)
+
+
+def _date_nearest(now_s: float, tod_s: float) -> datetime.date:
+    """The UTC day on which time of day tod_s is nearest to now_s (handles midnight either way)."""
+    today = datetime.datetime.fromtimestamp(now_s, datetime.UTC).date()
+    days = (today + datetime.timedelta(days=d) for d in (-1, 0, 1))
+    return min(days, key=lambda d: abs(calendar.timegm(d.timetuple()) + tod_s - now_s))
 
 
 def _time_of_day(msg: pynmea2.NMEASentence) -> float | None:

@@ -208,8 +208,11 @@ def test_serial_url_socket(real_captures: Path) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     log = (real_captures / "gnss/gpsd_neo-m8n.log").read_bytes()
 
+    opened = threading.Event()
+
     def serve() -> None:
         conn, _ = server.accept()
+        opened.wait(10)  # pyserial drops what arrived before open() returned (input reset)
         with conn:
             conn.sendall(log)
         server.close()
@@ -218,6 +221,7 @@ def test_serial_url_socket(real_captures: Path) -> None:
     th.start()
     src = GnssSource.serial(f"socket://127.0.0.1:{server.getsockname()[1]}", 9600, None,
                             duration_s=30)
+    opened.set()
     got = []
     for o in src:
         got.append(o)

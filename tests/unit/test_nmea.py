@@ -12,6 +12,7 @@ from edge_agent.capture.writers import nmea_sentence
 from edge_agent.errors import EdgeAgentError
 from edge_agent.sources.base import SourceStats
 from edge_agent.sources.nmea import (
+    CLOCK_DATE_AFTER_EPOCHS,
     RECEIVER_UERE_M,
     Epoch,
     EpochAssembler,
@@ -240,3 +241,18 @@ def test_new_sentence_type_is_waited_for_after_it_first_arrives_late() -> None:
     # epoch 3 waits for its GGA again and carries its HDOP
     assert [e.t - T0 for e in out] == [0, 1, 2, 3]
     assert [e.hdop for e in out] == [0.0, 0.0, 0.0, 0.9]
+
+
+def test_live_gga_only_receiver_is_dated_by_the_clock_day_nearest() -> None:
+    # clock just after midnight of the 24th; an epoch at 23:59:59 belongs to the 23rd
+    now = calendar.timegm((2023, 5, 24, 0, 0, 2))
+    stats = SourceStats()
+    a = EpochAssembler(stats, date_clock=lambda: now)
+    lines = [nmea_sentence(f"GPGGA,{tod},4728.41,N,00648.672,E,1,05,1.2,340.0,M,47.0,M,,")
+             for tod in ("235953.00", "235954.00", "235955.00", "235956.00", "235957.00",
+                         "235959.00", "000001.00")]
+    out = [e for s in lines for e in a.add(s)] + list(a.flush())
+    # the first CLOCK_DATE_AFTER_EPOCHS epochs wait for an RMC/ZDA date that never comes
+    assert stats.skipped == {"no_date": CLOCK_DATE_AFTER_EPOCHS}
+    assert [e.t for e in out] == [now - 3, now - 1]
+    assert stats.warnings
