@@ -1,7 +1,7 @@
 """BLE beacon source: advertisements from a link-type-256 pcap (replay) or bleak's scanner (live).
 
-Both paths turn (time, address, advertisement payload, RSSI) into a BleObs through one function,
-`BleMatcher.observe`, which applies the RSSI sanity bounds and the site's survey (privacy filter).
+Both paths turn (time, address, advertisement payload, RSSI) into a BleObs through BleMatcher:
+`beacon_id` (the site's survey match: the privacy filter) and `emit` (RSSI sanity bounds, order).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ LINKTYPE_PPI = 192
 
 
 # Distinct link-layer packets remembered by the replay: a beacon repeats the same bytes (only
-# the PHDR's signal and channel change), so decoding once per packet makes replay ~3x faster.
+# the PHDR's signal and channel change), so decoding once per packet makes replay ~10x faster
+# (docs/benchmarks.md).
 # Bounded so that a capture full of distinct data-channel packets cannot grow memory.
 MAX_CACHED_PACKETS = 4096
 
