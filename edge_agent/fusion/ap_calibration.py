@@ -15,10 +15,12 @@ import numpy as np
 
 from edge_agent.fusion.models import Array, IntArray
 
-MIN_SAMPLES = 60
-"""An emitter needs this many confident seconds of evidence before it can be declared moved."""
-FORGET_PER_S = 0.998
-"""Evidence fades with a time constant of about 8 minutes, so a recent move is not outvoted."""
+MIN_SAMPLES = 25
+"""An emitter needs this many confident moving seconds (fed one in three) before it can be
+declared moved: about two and a half minutes of driving."""
+FORGET_PER_SAMPLE = 0.995
+"""Evidence fades with a time constant of about 200 samples (10 minutes of driving), so a recent
+move is not outvoted by old evidence."""
 MOVED_MIN_DISTANCE_M = 8.0
 """Closer than this to the survey, a better-fitting spot is shadowing, not a move."""
 MOVED_LLR = 30.0
@@ -61,9 +63,9 @@ class ApMonitor:
                 y_m: float, sigma_db: Array) -> list[int]:
         """One confident second: heard emitters (idx), their mean RSSI and wall loss at the truck
         position (x, y). Returns the indices newly declared moved."""
-        self.s1 *= FORGET_PER_S
-        self.s2 *= FORGET_PER_S
-        self.cnt *= FORGET_PER_S
+        self.s1 *= FORGET_PER_SAMPLE
+        self.s2 *= FORGET_PER_SAMPLE
+        self.cnt *= FORGET_PER_SAMPLE
         keep = self.usable[idx]
         idx = idx[keep]
         if idx.size == 0:

@@ -38,6 +38,7 @@ class GridFilter:
                  p1m_dbm: Array, n: Array, indoor_emitter: Array,
                  aisle_off_penalty: float = 0.0) -> None:
         b = site.bounds
+        self.bounds = b
         self.cell_m = cell_m
         self.nx = max(1, math.ceil((b.xmax - b.xmin) / cell_m))
         self.ny = max(1, math.ceil((b.ymax - b.ymin) / cell_m))
@@ -107,10 +108,26 @@ class GridFilter:
                     kinds: IntArray | None = None) -> None:
         """Heard emitters (indices idx, mean RSSI z) and missed ones (indices `missed`), with the
         tables of the last `set_calibration`."""
-        ll = np.zeros(self.cx.shape[0])
+        ll = self._loglik(slice(None), idx, z_dbm, missed, kinds)
+        self.last_ll = ll
+        self.logp += ll
+        self._floor()
+
+    def _loglik(self, cells: slice | IntArray, idx: IntArray, z_dbm: Array, missed: IntArray,
+                kinds: IntArray | None) -> Array:
+        """Log-likelihood of one second's RSSI at the given cells."""
+        n_cells = self.cx.shape[0] if isinstance(cells, slice) else cells.shape[0]
+        ll = np.zeros(n_cells)
+
+        def sub(table: Array, cols: IntArray) -> Array:
+            if isinstance(cells, slice):
+                return table[:, cols]
+            out: Array = table[np.ix_(cells, cols)]
+            return out
+
         if idx.size:
-            res = z_dbm[None, :] - self.pred_dbm[:, idx]
-            w = self.inv_var[:, idx]
+            res = z_dbm[None, :] - sub(self.pred_dbm, idx)
+            w = sub(self.inv_var, idx)
             if self.common_inv_var is not None and kinds is not None:
                 # A shift common to all emitters of one kind is not evidence about the place:
                 # profile it out per cell (shrunk to the offsets learnt so far).
@@ -120,27 +137,48 @@ class GridFilter:
                     c = rw.sum(axis=1) / (w[:, cols].sum(axis=1) + self.common_inv_var[kd])
                     res[:, cols] -= c[:, None]
             r2 = res * res * w
-            ll -= 0.5 * np.minimum(r2, ROBUST_CLIP_SIGMA2).sum(axis=1) \
-                + self.half_log_var[:, idx].sum(axis=1)
+            np.minimum(r2, ROBUST_CLIP_SIGMA2, out=r2)
+            r2 *= 0.5
+            r2 += sub(self.half_log_var, idx)
+            ll -= r2.sum(axis=1)
         if missed.size:
-            ll += self.log_miss[:, missed].sum(axis=1)
-        self.last_ll = ll
-        self.logp += ll
-        self._floor()
+            ll += sub(self.log_miss, missed).sum(axis=1)
+        return ll
 
-    def likelihood_fix(self, x_m: float, y_m: float, radius_m: float
-                       ) -> tuple[float, float, Array] | None:
-        """This second's RSSI likelihood alone, summarised as a Gaussian position fix (mean,
-        covariance) over the cells within radius of (x, y): a measurement for the EKF that
-        carries the non-linear model, the non-detections and the robust tails with it."""
-        near = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2 <= radius_m ** 2
-        if not near.any():
+    def window(self, x_m: float, y_m: float, radius_m: float) -> IntArray:
+        """Indices of the cells within radius of (x, y), from the grid's bounding box."""
+        b = self.bounds
+        sx = (b.xmax - b.xmin) / self.nx
+        sy = (b.ymax - b.ymin) / self.ny
+        i0 = max(0, int((x_m - radius_m - b.xmin) / sx))
+        i1 = min(self.nx, int((x_m + radius_m - b.xmin) / sx) + 1)
+        j0 = max(0, int((y_m - radius_m - b.ymin) / sy))
+        j1 = min(self.ny, int((y_m + radius_m - b.ymin) / sy) + 1)
+        if i0 >= i1 or j0 >= j1:
+            return np.zeros(0, dtype=np.intp)
+        jj, ii = np.meshgrid(np.arange(j0, j1), np.arange(i0, i1), indexing="ij")
+        cells = (jj * self.nx + ii).ravel()
+        near = (self.cx[cells] - x_m) ** 2 + (self.cy[cells] - y_m) ** 2 <= radius_m ** 2
+        out: IntArray = cells[near]
+        return out
+
+    def local_fix(self, x_m: float, y_m: float, radius_m: float, idx: IntArray, z_dbm: Array,
+                  missed: IntArray, kinds: IntArray | None = None
+                  ) -> tuple[float, float, Array] | None:
+        """This second's RSSI likelihood alone, over the cells within radius of (x, y) only,
+        summarised as a Gaussian position fix (mean, covariance): a measurement for the EKF
+        that carries the non-linear model, the non-detections and the robust tails with it."""
+        cells = self.window(x_m, y_m, radius_m)
+        if cells.size == 0:
             return None
-        ll = self.last_ll[near] + self.aisle_logprior[near]
+        ll = self._loglik(cells, idx, z_dbm, missed, kinds) + self.aisle_logprior[cells]
+        return self._summary(cells, ll)
+
+    def _summary(self, cells: IntArray, ll: Array) -> tuple[float, float, Array]:
         w = np.exp(ll - ll.max())
         w /= w.sum()
-        cx = self.cx[near]
-        cy = self.cy[near]
+        cx = self.cx[cells]
+        cy = self.cy[cells]
         mx = float(w @ cx)
         my = float(w @ cy)
         dx = cx - mx
