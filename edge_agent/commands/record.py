@@ -59,7 +59,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ble-adapter", help="BlueZ adapter for --ble (default: the system's)")
     gnss = p.add_mutually_exclusive_group()
     gnss.add_argument("--gnss-serial", metavar="PORT",
-                      help="GNSS receiver on a serial port, e.g. /dev/ttyACM0")
+                      help="GNSS receiver on a serial port, e.g. /dev/ttyACM0, or a pyserial "
+                           "URL such as socket://phone:11123")
     gnss.add_argument("--gnss-gpsd", metavar="HOST:PORT",
                       help="GNSS from gpsd, e.g. localhost:2947")
     p.add_argument("--gnss-baud", type=int, default=9600,
