@@ -9,7 +9,8 @@ Builds (or takes with --capture) a radiotap pcap and prints frames/s for
 with each time as a ratio to (1). Target: (3) within 2x of (1). Times are the best of --repeat
 runs, interleaved, because the machine is shared and the figures are noisy.
 
-    .venv/bin/python benchmarks/parse.py [--frames 200000] [--capture FILE] [--repeat 5]
+    .venv/bin/python benchmarks/parse.py [--frames 200000] [--beacons template|real]
+                                         [--capture FILE] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -43,6 +44,35 @@ def build_capture(path: Path, n_frames: int) -> list[str]:
     return [ap.bssid for ap in aps]
 
 
+REAL_BEACON = (Path(__file__).resolve().parents[1] / "tests" / "data" / "real-captures" / "wifi"
+               / "chrissanders-packets_3e80211_wpaauth.pcapng")
+
+
+def build_real_capture(path: Path, n_frames: int) -> list[str]:
+    """n_frames copies of a real 336-byte beacon (RSN, HT, WMM, WPS elements) from N_APS BSSIDs,
+    with what changes between real beacons changed: TSF, sequence number, signal, the TIM
+    element's DTIM count (period 2) and, in every 8th beacon, its traffic bitmap."""
+    frame = next(d for _t, _lt, d in open_pcap(REAL_BEACON))  # radiotap (20 bytes) + beacon
+    rt_len = frame[2] | frame[3] << 8
+    tim = frame.index(bytes([5, 4]), rt_len + 36)  # TIM element: id 5, length 4
+    bssids = [f"02:9e:34:71:26:{i:02x}" for i in range(N_APS)]
+    t0 = 1_795_000_000.0
+    with PcapWriter(path, LINKTYPE_IEEE802_11_RADIOTAP) as w:
+        for i in range(n_frames):
+            f = bytearray(frame)
+            ap = i % N_APS
+            beacon_no = i // N_APS
+            mac = bytes.fromhex(bssids[ap].replace(":", ""))
+            f[rt_len + 10:rt_len + 22] = mac + mac
+            f[rt_len + 22:rt_len + 24] = ((beacon_no << 4) & 0xFFF0).to_bytes(2, "little")
+            f[rt_len + 24:rt_len + 32] = (beacon_no * 102400).to_bytes(8, "little")
+            f[14] = (-45 - (i * 7) % 40) & 0xFF  # dBm_AntSignal in this radiotap layout
+            f[tim + 2] = beacon_no % 2  # DTIM count
+            f[tim + 5] = 0x02 if beacon_no % 8 == 0 else 0x00  # a station has traffic buffered
+            w.write(t0 + beacon_no * BEACON_INTERVAL_S + ap * 1e-3, bytes(f))
+    return bssids
+
+
 def site_for(bssids: list[str]) -> Site:
     return site_from_dict({
         "site": "bench", "origin": {"lat": 48.0, "lon": 11.0},
@@ -57,6 +87,9 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=200_000,
                     help="beacons in the built capture (ignored with --capture)")
     ap.add_argument("--capture", type=Path, help="time this pcap/pcapng instead of building one")
+    ap.add_argument("--beacons", choices=["template", "real"], default="template",
+                    help="built capture: BeaconTemplate frames (the simulator's) or copies of a "
+                         "real beacon with its TIM changing (default: template)")
     ap.add_argument("--dissect-frames", type=int, default=5000,
                     help="frames for scapy's full dissection (it is slow)")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each; the best counts")
@@ -71,7 +104,8 @@ def main() -> int:
             bssids = sorted({o.bssid for o in WifiSource.replay(path, None)})
         else:
             path = Path(tmp) / "beacons.pcap"
-            bssids = build_capture(path, args.frames)
+            build = build_capture if args.beacons == "template" else build_real_capture
+            bssids = build(path, args.frames)
         n = sum(1 for _ in open_pcap(path))
         site = site_for(bssids[: max(1, len(bssids) // 2)])
 
@@ -118,7 +152,8 @@ def main() -> int:
         n_obs = sum(1 for _ in src)
 
     per_frame_raw = best[runs[0][0]] / n
-    print(f"capture: {'built' if not args.capture else path}, {n} frames, {n_obs} observations, "
+    what = args.capture or f"built from {args.beacons} beacons"
+    print(f"capture: {what}, {n} frames, {n_obs} observations, "
           f"best of {args.repeat}")
     print(f"{'':40s} {'frames/s':>12s} {'us/frame':>9s} {'time vs raw scapy':>18s}")
     for name, _fn, count in runs:
