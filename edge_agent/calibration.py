@@ -1,7 +1,9 @@
 """Per-AP (and per-beacon) calibration of the log-distance model from known receiver positions.
 
-rssi = rssi_1m_dbm - 10 * path_loss_exponent * log10(d_3d), fitted robustly (Huber IRLS), with
-samples near the receiver's sensitivity floor left out (censoring), and a search for APs that moved.
+rssi = rssi_1m_dbm - 10 * path_loss_exponent * log10(d_3d), fitted on per-place medians (shadowing
+is correlated over metres: thousands of frames from one spot are one measurement, not thousands),
+robustly (Huber then bisquare IRLS), leaving out what the receiver's sensitivity censors, with each
+exponent drawn towards the one the whole site shares; and a search for APs that moved.
 """
 
 from __future__ import annotations
@@ -33,23 +35,46 @@ BISQUARE_C = 4.685
 # Keep a sample only where the fitted mean is this many sigmas above the sensitivity floor: below
 # that the receiver reports only the upper tail (weaker frames are never heard) and biases the fit.
 CENSOR_MARGIN_SIGMA = 2.0
+# The floor estimate: this percentile of all RSSI of one kind. Where many signals are weak the
+# reports pile up just above the threshold, so 1 % of them lie within ~1 dB of it; where few are
+# weak it errs high, which only costs the weakest samples, never biases the fit.
+FLOOR_PERCENTILE = 1.0
 # Fewer samples than this and the fit is noise: keep the survey values.
 MIN_SAMPLES = 30
+# Receiver positions are grouped into square places this size; each place gives one median.
+# Below the ~3-5 m correlation length of indoor shadowing, so neighbouring places still differ.
+PLACE_M = 2.0
+# A place needs this many frames for its median to mean something (fast fading is ~5 dB).
+MIN_PLACE_SAMPLES = 3
+# ...and a transmitter this many places.
+MIN_PLACES = 4
+# Variance of one place's median: shadowing that differs between places (irreducible) plus fast
+# fading averaged over the place's frames; gives places with few frames less weight.
+PLACE_SHADOW_DB = 4.0
+FAST_FADING_DB = 5.0
+# Within one building the exponents of different APs differ by about this (1 sigma): each AP's
+# exponent gets this prior around the exponent pooled over all transmitters of its kind. Without
+# it a drive that stays 30-60 m from an AP extrapolates rssi_1m a decade out and misses by 5 dB.
+PLE_PRIOR_SD = 0.2
 # log10(d) must span at least this (a factor 2 in distance) to tell rssi_1m from the exponent;
 # otherwise only rssi_1m is fitted with the survey exponent held.
 MIN_LOG10_SPAN = 0.3
 # Physical ranges; a fit outside them is clipped and the exponent held.
 PLE_RANGE = (1.5, 5.0)
 RSSI_1M_RANGE_DBM = (-90.0, -10.0)
-# An AP "looks moved" when another position explains the data this much better (robust RMS ratio)
-# and lies at least this far away; smaller shifts are within survey error.
-MOVED_RMS_RATIO = 0.75
-MOVED_MIN_DISTANCE_M = 4.0
+# An AP "looks moved" when it fits badly where the survey has it (robust RMS over the places
+# at least this: well-placed transmitters give 2-5 dB in simulation and on site, from
+# shadowing), another position explains the same places this much better (RMS ratio), and that
+# position lies at least this far away. With a truck's few aisles as geometry, a free position
+# search "improves" the fit of most APs by moving them 5-30 m: the first test is what stops that.
+MOVED_MIN_RMS_DB = 6.5
+MOVED_RMS_RATIO = 0.6
+MOVED_MIN_DISTANCE_M = 8.0
 # Position search grid for moved APs: coarse then fine, metres.
 SEARCH_COARSE_M = 2.0
 SEARCH_FINE_M = 0.5
-# Receiver positions are binned to this size for the position search (medians per bin).
-POSITION_BIN_M = 1.0
+# Distances over which model_error_db compares curves: from under an AP to across a hall.
+MODEL_ERROR_RANGE_M = (5.0, 60.0)
 # A known path with a gap longer than this between its samples gives no position inside the gap.
 MAX_PATH_GAP_S = 2.0
 
@@ -149,7 +174,7 @@ def load_truth_csv(path: str | Path) -> KnownPath:
     return KnownPath(t, x, y)
 
 
-# --- the robust fit ------------------------------------------------------------------------------
+# --- the robust fit -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class LogDistanceFit:
@@ -161,6 +186,7 @@ class LogDistanceFit:
     n_used: int
     exponent_held: bool
     used: npt.NDArray[np.bool_]  # the samples clear of the floor, that the fit used
+    weights: FloatArray  # final robust x prior weights (0 for samples not used)
 
 
 def _mad_sigma(r: FloatArray) -> float:
@@ -168,27 +194,36 @@ def _mad_sigma(r: FloatArray) -> float:
 
 
 def fit_log_distance(d_m: FloatArray, rssi_dbm: FloatArray, *, floor_dbm: float | None,
-                     ple_prior: float = 2.5, iterations: int = 8) -> LogDistanceFit | None:
+                     ple_prior: float = 2.5, ple_prior_sd: float | None = None,
+                     sample_weights: FloatArray | None = None, min_samples: int = MIN_SAMPLES,
+                     censor_sigma_db: float | None = None,
+                     iterations: int = 8) -> LogDistanceFit | None:
     """Robust IRLS fit of rssi = a - 10 n log10(d), leaving out samples near the floor.
 
     Huber iterations first (convex: a safe start), then Tukey's bisquare at the Huber scale (it
-    rejects the one-sided -10..-25 dB blocked samples that Huber only down-weights). Returns None
-    when fewer than MIN_SAMPLES lie clear of the floor. Holds n at `ple_prior` when log10(d) spans
+    rejects the one-sided -10..-25 dB blocked samples that Huber only down-weights). With
+    `ple_prior_sd`, n has a Gaussian prior N(ple_prior, sd^2) (a ridge term). `censor_sigma_db`:
+    the spread of single frames, when the samples are place medians (censoring acts on frames;
+    by default the fit's own residual scale). Returns None when
+    fewer than `min_samples` lie clear of the floor. Holds n at `ple_prior` when log10(d) spans
     too little to separate a from n.
     """
     x = -10.0 * np.log10(np.maximum(d_m, 0.1))
     y = rssi_dbm.astype(np.float64)
+    pw = np.ones(len(y)) if sample_weights is None else sample_weights / np.mean(sample_weights)
     use = np.ones(len(y), dtype=bool)
     a, n = float(np.median(y - ple_prior * x)), ple_prior
     sigma = max(_mad_sigma(y - (a + n * x)), 1.0)
     held = False
     enough = True
+    w_all = np.zeros(len(y))
     for it in range(2 * iterations):
         huber = it < iterations
         if floor_dbm is not None:
             # Censoring: keep only where the model puts the mean well above the floor.
-            use = (a + n * x) >= floor_dbm + CENSOR_MARGIN_SIGMA * sigma
-        enough = int(use.sum()) >= MIN_SAMPLES
+            margin = CENSOR_MARGIN_SIGMA * (sigma if censor_sigma_db is None else censor_sigma_db)
+            use = (a + n * x) >= floor_dbm + margin
+        enough = int(use.sum()) >= min_samples
         if not enough:
             use = np.ones(len(y), dtype=bool)  # provisional: the final pass must have enough
         xs, ys = x[use], y[use]
@@ -201,6 +236,7 @@ def fit_log_distance(d_m: FloatArray, rssi_dbm: FloatArray, *, floor_dbm: float 
             w = np.where(u <= HUBER_K, 1.0, HUBER_K / np.maximum(u, 1e-12))
         else:
             w = np.where(u < BISQUARE_C, (1.0 - (u / BISQUARE_C) ** 2) ** 2, 0.0)
+        w = w * pw[use]
         sw = float(np.sum(w))
         if sw <= 0:
             break
@@ -208,14 +244,22 @@ def fit_log_distance(d_m: FloatArray, rssi_dbm: FloatArray, *, floor_dbm: float 
             n = ple_prior
             a = float(np.sum(w * (ys - n * xs)) / sw)
         else:
-            mx, my = np.sum(w * xs) / sw, np.sum(w * ys) / sw
-            wsxx = float(np.sum(w * (xs - mx) ** 2))
-            n = float(np.sum(w * (xs - mx) * (ys - my)) / wsxx)
-            a = float(my - n * mx)
+            lam = 0.0 if ple_prior_sd is None else (sigma / ple_prior_sd) ** 2
+            sx, sxx = float(np.sum(w * xs)), float(np.sum(w * xs * xs)) + lam
+            sy, sxy = float(np.sum(w * ys)), float(np.sum(w * xs * ys)) + lam * ple_prior
+            det = sw * sxx - sx * sx
+            if det <= 1e-12:
+                n, held = ple_prior, True
+                a = float(np.sum(w * (ys - n * xs)) / sw)
+            else:
+                n = (sw * sxy - sx * sy) / det
+                a = (sy - n * sx) / sw
             if not PLE_RANGE[0] <= n <= PLE_RANGE[1]:
                 n = float(np.clip(n, *PLE_RANGE))
                 a = float(np.sum(w * (ys - n * xs)) / sw)
                 held = True
+        w_all = np.zeros(len(y))
+        w_all[use] = w
     if not enough:
         return None
     xs, ys = x[use], y[use]
@@ -224,14 +268,101 @@ def fit_log_distance(d_m: FloatArray, rssi_dbm: FloatArray, *, floor_dbm: float 
     m = len(xs)
     a_se: float
     n_se: float
+    wu = np.maximum(pw[use], 1e-9)
     if held:
-        a_se, n_se = sigma / math.sqrt(m), 0.0
+        a_se, n_se = sigma / math.sqrt(float(np.sum(wu))), 0.0
     else:
-        sxx = float(np.sum((xs - xs.mean()) ** 2))
-        n_se = sigma / math.sqrt(sxx)
-        a_se = sigma * math.sqrt(1.0 / m + float(xs.mean()) ** 2 / sxx)
+        lam = 0.0 if ple_prior_sd is None else (sigma / ple_prior_sd) ** 2
+        sw = float(np.sum(wu))
+        sx, sxx = float(np.sum(wu * xs)), float(np.sum(wu * xs * xs)) + lam
+        det = max(sw * sxx - sx * sx, 1e-12)
+        n_se = sigma * math.sqrt(sw / det)
+        a_se = sigma * math.sqrt(sxx / det)
     a = float(np.clip(a, *RSSI_1M_RANGE_DBM))
-    return LogDistanceFit(a, n, a_se, n_se, sigma, m, held, use)
+    return LogDistanceFit(a, n, a_se, n_se, sigma, m, held, use, w_all)
+
+
+@dataclass(frozen=True)
+class Places:
+    """Receiver positions grouped into PLACE_M squares: centre, median RSSI, frame count."""
+
+    x_m: FloatArray
+    y_m: FloatArray
+    rssi_dbm: FloatArray
+    count: npt.NDArray[np.int64]
+    frame_sigma_db: float = FAST_FADING_DB  # robust spread of single frames around their place
+
+    @property
+    def weights(self) -> FloatArray:
+        """Inverse variance of each place's median (shadowing + fading over its frames)."""
+        out: FloatArray = 1.0 / (PLACE_SHADOW_DB ** 2 + FAST_FADING_DB ** 2 / self.count)
+        return out
+
+    def distances(self, ax: float, ay: float, dz_m: float) -> FloatArray:
+        out: FloatArray = np.sqrt((self.x_m - ax) ** 2 + (self.y_m - ay) ** 2 + dz_m ** 2)
+        return out
+
+
+def group_places(px: FloatArray, py: FloatArray, rssi: FloatArray,
+                 place_m: float = PLACE_M) -> Places:
+    """Median RSSI per place (mean position of its frames); places with too few frames dropped."""
+    if len(rssi) == 0:
+        empty = np.zeros(0)
+        return Places(empty, empty, empty, np.zeros(0, dtype=np.int64))
+    keys = np.stack([np.floor(px / place_m), np.floor(py / place_m)], axis=1)
+    _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.cumsum(counts)[:-1]
+    groups = np.split(order, bounds)
+    keep = counts >= MIN_PLACE_SAMPLES
+    xs = np.array([px[g].mean() for g, k in zip(groups, keep, strict=True) if k])
+    ys = np.array([py[g].mean() for g, k in zip(groups, keep, strict=True) if k])
+    med = np.array([np.median(rssi[g]) for g, k in zip(groups, keep, strict=True) if k])
+    dev = np.concatenate([np.abs(rssi[g] - np.median(rssi[g]))
+                          for g, k in zip(groups, keep, strict=True) if k] or [np.zeros(0)])
+    frame_sigma = float(1.4826 * np.median(dev)) if dev.size else FAST_FADING_DB
+    return Places(xs, ys, med, counts[keep].astype(np.int64), max(frame_sigma, 1.0))
+
+
+def _robust_rms(rssi: FloatArray, d_m: FloatArray, a: float, n: float, w: FloatArray) -> float:
+    """Weighted 1.4826 x median |residual|: an RMS that counts bias too, shrugs off outliers."""
+    use = w > 0
+    if use.sum() < 3:
+        return float("nan")
+    r = np.abs(rssi[use] - (a - 10.0 * n * np.log10(np.maximum(d_m[use], 0.1))))
+    order = np.argsort(r)
+    cw = np.cumsum(w[use][order])
+    return float(1.4826 * r[order][int(np.searchsorted(cw, cw[-1] / 2))])
+
+
+def _search_position(pl: Places, z_ap_m: float, rx_height_m: float, site: Site, n: float,
+                     floor_dbm: float | None) -> tuple[float, float]:
+    """Grid search for the AP position whose distances best explain the place medians, with the
+    exponent fixed at `n` and rssi_1m free (L1: the median offset and mean absolute residual)."""
+    bx, by, med = pl.x_m, pl.y_m, pl.rssi_dbm
+    if floor_dbm is not None:
+        keep = med >= floor_dbm + 3.0  # a median at the floor is censored: no distance information
+        if keep.sum() >= MIN_PLACES:
+            bx, by, med = bx[keep], by[keep], med[keep]
+    dz2 = (z_ap_m - rx_height_m) ** 2
+
+    def costs(cx: FloatArray, cy: FloatArray) -> FloatArray:
+        d = np.sqrt((cx[:, None] - bx[None, :]) ** 2 + (cy[:, None] - by[None, :]) ** 2 + dz2)
+        r = med[None, :] + 10.0 * n * np.log10(np.maximum(d, 0.1))  # = a + residual
+        out: FloatArray = np.abs(r - np.median(r, axis=1, keepdims=True)).mean(axis=1)
+        return out
+
+    b = site.bounds
+    gx, gy = np.meshgrid(np.arange(b.xmin, b.xmax + 1e-9, SEARCH_COARSE_M),
+                         np.arange(b.ymin, b.ymax + 1e-9, SEARCH_COARSE_M))
+    cx, cy = gx.ravel(), gy.ravel()
+    i = int(np.argmin(costs(cx, cy)))
+    fx, fy = np.meshgrid(
+        np.arange(cx[i] - SEARCH_COARSE_M, cx[i] + SEARCH_COARSE_M + 1e-9, SEARCH_FINE_M),
+        np.arange(cy[i] - SEARCH_COARSE_M, cy[i] + SEARCH_COARSE_M + 1e-9, SEARCH_FINE_M))
+    j = int(np.argmin(costs(fx.ravel(), fy.ravel())))
+    return float(fx.ravel()[j]), float(fy.ravel()[j])
 
 
 # --- per transmitter ----------------------------------------------------------------------------
@@ -255,6 +386,8 @@ class TransmitterFit:
     nominal_xy: tuple[float, float] = (0.0, 0.0)
     fitted_xy: tuple[float, float] | None = None  # set when the AP looks moved
     moved: bool = False
+    # Robust RMS (dB) at the surveyed position and at the best other one, when searched.
+    position_rms_db: tuple[float, float] | None = None
 
     @property
     def moved_by_m(self) -> float:
@@ -293,6 +426,7 @@ class CalibrationResult:
     samples_with_position: int = 0
     samples_without_position: int = 0
     floor_dbm: dict[str, float] = field(default_factory=dict)
+    pooled_exponent: dict[str, float] = field(default_factory=dict)
 
     @property
     def moved(self) -> list[TransmitterFit]:
@@ -305,94 +439,105 @@ class _Samples:
     rssi: list[float] = field(default_factory=list)
 
 
-def _robust_rms(rssi: FloatArray, d_m: FloatArray, a: float, n: float,
-                use: npt.NDArray[np.bool_]) -> float:
-    """1.4826 * median |residual|: an RMS that counts bias too and shrugs off blocked samples."""
-    r = rssi[use] - (a - 10.0 * n * np.log10(np.maximum(d_m[use], 0.1)))
-    return float(1.4826 * np.median(np.abs(r))) if len(r) >= 3 else float("nan")
+@dataclass
+class _Prepared:
+    kind: str
+    key: str
+    nominal: WifiAp | BleBeacon
+    n_samples: int
+    places: Places
 
 
-def _search_position(px: FloatArray, py: FloatArray, rssi: FloatArray, z_ap_m: float,
-                     rx_height_m: float, site: Site, floor_dbm: float | None
-                     ) -> tuple[tuple[float, float], float]:
-    """Grid search for the AP position that best explains per-bin median RSSI (LS fit of a, n)."""
-    keys = np.stack([np.round(px / POSITION_BIN_M), np.round(py / POSITION_BIN_M)], axis=1)
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
-    med = np.array([np.median(rssi[inv == i]) for i in range(len(uniq))])
-    bx, by = uniq[:, 0] * POSITION_BIN_M, uniq[:, 1] * POSITION_BIN_M
-    if floor_dbm is not None:
-        keep = med >= floor_dbm + 3.0  # a median at the floor is censored: no distance information
-        if keep.sum() >= 4:
-            bx, by, med = bx[keep], by[keep], med[keep]
-    dz2 = (z_ap_m - rx_height_m) ** 2
+def _fit_places(pl: Places, ax: float, ay: float, z_m: float, rx_height_m: float,
+                floor_dbm: float | None, ple_prior: float, ple_prior_sd: float | None
+                ) -> tuple[LogDistanceFit | None, FloatArray]:
+    d = pl.distances(ax, ay, z_m - rx_height_m)
+    fit = fit_log_distance(d, pl.rssi_dbm, floor_dbm=floor_dbm, ple_prior=ple_prior,
+                           ple_prior_sd=ple_prior_sd, sample_weights=pl.weights,
+                           min_samples=MIN_PLACES, censor_sigma_db=pl.frame_sigma_db)
+    return fit, d
 
-    def costs(cx: FloatArray, cy: FloatArray) -> FloatArray:
-        d = np.sqrt((cx[:, None] - bx[None, :]) ** 2 + (cy[:, None] - by[None, :]) ** 2 + dz2)
+
+def pooled_exponent(parts: Iterable[tuple[FloatArray, FloatArray, FloatArray]]) -> float | None:
+    """The exponent shared by several transmitters: weighted LS slope of RSSI on -10 log10(d)
+    after removing each transmitter's own mean (its rssi_1m). Parts: (d_m, rssi_dbm, weights)."""
+    num = den = 0.0
+    for d, r, w in parts:
+        if np.sum(w > 0) < 2:
+            continue
         x = -10.0 * np.log10(np.maximum(d, 0.1))
-        mx = x.mean(axis=1, keepdims=True)
-        my = med.mean()
-        sxx = ((x - mx) ** 2).sum(axis=1, keepdims=True)
-        n = np.clip(((x - mx) * (med - my)).sum(axis=1, keepdims=True) / np.maximum(sxx, 1e-9),
-                    *PLE_RANGE)
-        a = my - n * mx
-        r = med[None, :] - (a + n * x)
-        # Robust cost: mean absolute residual (medians of bins already tame outliers).
-        out: FloatArray = np.abs(r).mean(axis=1)
-        return out
-
-    b = site.bounds
-    gx, gy = np.meshgrid(np.arange(b.xmin, b.xmax + 1e-9, SEARCH_COARSE_M),
-                         np.arange(b.ymin, b.ymax + 1e-9, SEARCH_COARSE_M))
-    cx, cy = gx.ravel(), gy.ravel()
-    c = costs(cx, cy)
-    i = int(np.argmin(c))
-    fx, fy = np.meshgrid(
-        np.arange(cx[i] - SEARCH_COARSE_M, cx[i] + SEARCH_COARSE_M + 1e-9, SEARCH_FINE_M),
-        np.arange(cy[i] - SEARCH_COARSE_M, cy[i] + SEARCH_COARSE_M + 1e-9, SEARCH_FINE_M))
-    c2 = costs(fx.ravel(), fy.ravel())
-    j = int(np.argmin(c2))
-    return (float(fx.ravel()[j]), float(fy.ravel()[j])), float(c2[j])
+        sw = float(np.sum(w))
+        xc, yc = x - np.sum(w * x) / sw, r - np.sum(w * r) / sw
+        num += float(np.sum(w * xc * yc))
+        den += float(np.sum(w * xc * xc))
+    if den <= 0:
+        return None
+    return float(np.clip(num / den, *PLE_RANGE))
 
 
-def _fit_one(kind: str, key: str, nominal: WifiAp | BleBeacon, px: FloatArray, py: FloatArray,
-             rssi: FloatArray, *, site: Site, rx_height_m: float, floor_dbm: float | None,
-             locate_moved: bool) -> TransmitterFit:
-    base = TransmitterFit(kind, key, "too_few_samples", len(rssi), nominal.rssi_1m_dbm,
+def _finish(p: _Prepared, *, site: Site, rx_height_m: float, floor_dbm: float | None,
+            ple_prior: float, locate_moved: bool) -> TransmitterFit:
+    nominal = p.nominal
+    base = TransmitterFit(p.kind, p.key, "too_few_samples", p.n_samples, nominal.rssi_1m_dbm,
                           nominal.path_loss_exponent, nominal.rssi_1m_dbm,
                           nominal.path_loss_exponent, nominal_xy=(nominal.x, nominal.y))
-    if len(rssi) < MIN_SAMPLES:
+    pl = p.places
+    if p.n_samples < MIN_SAMPLES or len(pl.rssi_dbm) < MIN_PLACES:
         return base
-    dz2 = (nominal.z - rx_height_m) ** 2
-
-    def dist(ax: float, ay: float) -> FloatArray:
-        out: FloatArray = np.sqrt((px - ax) ** 2 + (py - ay) ** 2 + dz2)
-        return out
-
-    d = dist(nominal.x, nominal.y)
-    fit = fit_log_distance(d, rssi, floor_dbm=floor_dbm, ple_prior=nominal.path_loss_exponent)
+    fit, d = _fit_places(pl, nominal.x, nominal.y, nominal.z, rx_height_m, floor_dbm,
+                         ple_prior, PLE_PRIOR_SD)
     if fit is None:
         return base
-    above = fit.used
-    nominal_rms = _robust_rms(rssi, d, nominal.rssi_1m_dbm, nominal.path_loss_exponent, above)
-    fitted_rms = _robust_rms(rssi, d, fit.rssi_1m_dbm, fit.path_loss_exponent, above)
+    w = fit.weights
+    nominal_rms = _robust_rms(pl.rssi_dbm, d, nominal.rssi_1m_dbm, nominal.path_loss_exponent, w)
+    fitted_rms = _robust_rms(pl.rssi_dbm, d, fit.rssi_1m_dbm, fit.path_loss_exponent, w)
     fitted_xy: tuple[float, float] | None = None
     moved = False
-    n_bins = len(np.unique(np.round(np.stack([px, py], 1) / POSITION_BIN_M), axis=0))
-    if locate_moved and n_bins >= 6:
-        (mx, my), _ = _search_position(px, py, rssi, nominal.z, rx_height_m, site, floor_dbm)
+    evidence: tuple[float, float] | None = None
+    if locate_moved and len(pl.rssi_dbm) >= 2 * MIN_PLACES:
+        mx, my = _search_position(pl, nominal.z, rx_height_m, site, fit.path_loss_exponent,
+                                  floor_dbm)
         if math.dist((mx, my), (nominal.x, nominal.y)) >= MOVED_MIN_DISTANCE_M:
-            d2 = dist(mx, my)
-            fit2 = fit_log_distance(d2, rssi, floor_dbm=floor_dbm,
-                                    ple_prior=nominal.path_loss_exponent)
+            fit2, d2 = _fit_places(pl, mx, my, nominal.z, rx_height_m, floor_dbm, ple_prior,
+                                   PLE_PRIOR_SD)
             if fit2 is not None:
-                rms2 = _robust_rms(rssi, d2, fit2.rssi_1m_dbm, fit2.path_loss_exponent, above)
-                if rms2 < MOVED_RMS_RATIO * fitted_rms:
-                    moved, fitted_xy, fit, fitted_rms = True, (mx, my), fit2, rms2
-    return TransmitterFit(kind, key, "offset_only" if fit.exponent_held else "fitted",
-                          len(rssi), nominal.rssi_1m_dbm, nominal.path_loss_exponent,
+                # Compare both positions on the same places: those either fit used.
+                w_both = np.maximum(w, fit2.weights)
+                rms_here = _robust_rms(pl.rssi_dbm, d, fit.rssi_1m_dbm, fit.path_loss_exponent,
+                                       w_both)
+                rms2 = _robust_rms(pl.rssi_dbm, d2, fit2.rssi_1m_dbm, fit2.path_loss_exponent,
+                                   w_both)
+                evidence = (rms_here, rms2)
+                if rms_here >= MOVED_MIN_RMS_DB and rms2 < MOVED_RMS_RATIO * rms_here:
+                    moved, fitted_xy, fit = True, (mx, my), fit2
+                    fitted_rms = _robust_rms(pl.rssi_dbm, d2, fit2.rssi_1m_dbm,
+                                             fit2.path_loss_exponent, fit2.weights)
+    return TransmitterFit(p.kind, p.key, "offset_only" if fit.exponent_held else "fitted",
+                          p.n_samples, nominal.rssi_1m_dbm, nominal.path_loss_exponent,
                           fit.rssi_1m_dbm, fit.path_loss_exponent, fit.rssi_1m_se_db, fit.ple_se,
-                          fitted_rms, nominal_rms, (nominal.x, nominal.y), fitted_xy, moved)
+                          fitted_rms, nominal_rms, (nominal.x, nominal.y), fitted_xy, moved,
+                          evidence)
+
+
+def model_error_db(rssi_1m_a: float, ple_a: float, rssi_1m_b: float, ple_b: float,
+                   d_range_m: tuple[float, float] = MODEL_ERROR_RANGE_M) -> float:
+    """RMS difference (dB) of two log-distance curves over log-spaced distances in d_range_m.
+
+    rssi_1m and the exponent trade off against each other (rssi_1m is an extrapolation to 1 m):
+    this compares what matters to positioning, the predicted RSSI where trucks are.
+    """
+    lg = np.log10(np.geomspace(d_range_m[0], d_range_m[1], 24))
+    diff = (rssi_1m_a - rssi_1m_b) - 10.0 * (ple_a - ple_b) * lg
+    return float(np.sqrt(np.mean(diff ** 2)))
+
+
+def estimate_floor_dbm(rssi_dbm: FloatArray) -> float:
+    """The receiver's effective sensitivity: a low percentile of everything it reported.
+
+    Not the minimum: real thresholds are soft (detection probability falls over a few dB), and
+    among thousands of frames a few come from far below the 50 % point.
+    """
+    return float(np.percentile(rssi_dbm, FLOOR_PERCENTILE))
 
 
 def calibrate(site: Site, observations: Iterable[Observation], positions: KnownPositions, *,
@@ -401,11 +546,13 @@ def calibrate(site: Site, observations: Iterable[Observation], positions: KnownP
               move_aps: bool = True, exclude_wall_crossing: bool = True) -> CalibrationResult:
     """Fit every surveyed AP and beacon heard while the receiver's position was known.
 
-    `sensitivity_dbm` per kind ("wifi", "ble"): the receiver's floor; by default the weakest
-    signal heard of that kind. `move_aps`: write the found position of moved APs into the site.
+    `sensitivity_dbm` per kind ("wifi", "ble"): the receiver's floor; by default a low percentile
+    of what was heard. `move_aps`: write the found position of moved APs into the site.
     `exclude_wall_crossing`: leave out samples taken on the other side of the exterior wall
     (an indoor/outdoor zone boundary, per the site.json spec) from the transmitter: the wall
     adds an unknown 5-15 dB that is not part of rssi_1m or the exponent.
+    Two passes: each transmitter with a weak prior on its exponent, the exponent pooled over
+    all of a kind from those, then each again with the prior N(pooled, PLE_PRIOR_SD^2).
     """
     samples: dict[tuple[str, str], _Samples] = defaultdict(_Samples)
     for ob in observations:
@@ -420,21 +567,17 @@ def calibrate(site: Site, observations: Iterable[Observation], positions: KnownP
         s.rssi.append(ob.rssi_dbm)
     floors: dict[str, float] = dict(sensitivity_dbm or {})
     for kind in ("wifi", "ble"):
-        heard = [min(s.rssi) for (kd, _), s in samples.items() if kd == kind and s.rssi]
+        heard = [s.rssi for (kd, _), s in samples.items() if kd == kind and s.rssi]
         if kind not in floors and heard:
-            floors[kind] = float(min(heard))
-    fits: list[TransmitterFit] = []
+            floors[kind] = estimate_floor_dbm(np.concatenate(heard))
     with_pos = without_pos = 0
     transmitters: list[tuple[str, str, WifiAp | BleBeacon]] = (
         [("wifi", ap.bssid, ap) for ap in site.wifi_aps]
         + [("ble", b.beacon_id, b) for b in site.ble_beacons])
+    prepared: dict[tuple[str, str], _Prepared] = {}
     for kind, key, nominal in transmitters:
         got = samples.get((kind, key))
         if got is None:
-            fits.append(TransmitterFit(kind, key, "not_heard", 0, nominal.rssi_1m_dbm,
-                                       nominal.path_loss_exponent, nominal.rssi_1m_dbm,
-                                       nominal.path_loss_exponent,
-                                       nominal_xy=(nominal.x, nominal.y)))
             continue
         t = np.asarray(got.t, dtype=np.float64)
         rssi = np.asarray(got.rssi, dtype=np.float64)
@@ -444,11 +587,42 @@ def calibrate(site: Site, observations: Iterable[Observation], positions: KnownP
         if exclude_wall_crossing and site.zones:
             tx_indoor = site.is_indoor(nominal.x, nominal.y)
             ok = ok & (indoor_mask(site, px, py) == tx_indoor)
-        fits.append(_fit_one(kind, key, nominal, px[ok], py[ok], rssi[ok], site=site,
-                             rx_height_m=rx_height_m, floor_dbm=floors.get(kind),
-                             locate_moved=locate_moved))
+        prepared[(kind, key)] = _Prepared(kind, key, nominal, int(ok.sum()),
+                                          group_places(px[ok], py[ok], rssi[ok]))
+    # Pass 1: the exponent the site's transmitters of each kind share.
+    pooled: dict[str, float] = {}
+    for kind in ("wifi", "ble"):
+        parts = []
+        for p in prepared.values():
+            if p.kind != kind or len(p.places.rssi_dbm) < MIN_PLACES:
+                continue
+            n0 = p.nominal.path_loss_exponent
+            fit, d = _fit_places(p.places, p.nominal.x, p.nominal.y, p.nominal.z, rx_height_m,
+                                 floors.get(kind), n0, None)
+            if fit is None or fit.exponent_held:
+                continue
+            rms = _robust_rms(p.places.rssi_dbm, d, fit.rssi_1m_dbm, fit.path_loss_exponent,
+                              fit.weights)
+            if rms < MOVED_MIN_RMS_DB:  # one that fits this badly may have moved: not pooled
+                parts.append((d, p.places.rssi_dbm, fit.weights))
+        n_pooled = pooled_exponent(parts)
+        if n_pooled is not None:
+            pooled[kind] = n_pooled
+    # Pass 2: each transmitter with its exponent drawn towards the pooled one.
+    fits: list[TransmitterFit] = []
+    for kind, key, nominal in transmitters:
+        prep = prepared.get((kind, key))
+        if prep is None:
+            fits.append(TransmitterFit(kind, key, "not_heard", 0, nominal.rssi_1m_dbm,
+                                       nominal.path_loss_exponent, nominal.rssi_1m_dbm,
+                                       nominal.path_loss_exponent,
+                                       nominal_xy=(nominal.x, nominal.y)))
+            continue
+        fits.append(_finish(prep, site=site, rx_height_m=rx_height_m, floor_dbm=floors.get(kind),
+                            ple_prior=pooled.get(kind, nominal.path_loss_exponent),
+                            locate_moved=locate_moved))
     return CalibrationResult(apply_fits(site, fits, move_aps=move_aps), fits, with_pos,
-                             without_pos, floors)
+                             without_pos, floors, pooled)
 
 
 def indoor_mask(site: Site, x_m: FloatArray, y_m: FloatArray) -> npt.NDArray[np.bool_]:

@@ -19,6 +19,7 @@ from edge_agent.calibration import (
     fit_log_distance,
     load_points_csv,
     load_truth_csv,
+    model_error_db,
 )
 from edge_agent.cli import main
 from edge_agent.errors import InputError
@@ -136,8 +137,15 @@ def test_calibrate_on_a_known_path_recovers_truth_and_finds_the_moved_ap() -> No
     for ap in TRUE.wifi_aps[:3]:
         f = fits[ap.bssid]
         assert f.status == "fitted" and not f.moved, f
-        assert f.rssi_1m_dbm == pytest.approx(ap.rssi_1m_dbm, abs=2.0), f
-        assert f.path_loss_exponent == pytest.approx(ap.path_loss_exponent, abs=0.15), f
+        # rssi_1m is an extrapolation to 1 m and trades off against the exponent (drawn towards
+        # the site's pooled one): the curve over 5-60 m is what is recovered tightly.
+        err = model_error_db(f.rssi_1m_dbm, f.path_loss_exponent, ap.rssi_1m_dbm,
+                             ap.path_loss_exponent)
+        before = model_error_db(f.nominal_rssi_1m_dbm, f.nominal_ple, ap.rssi_1m_dbm,
+                                ap.path_loss_exponent)
+        assert err < 1.5 and err < before, (f, err, before)
+        assert f.rssi_1m_dbm == pytest.approx(ap.rssi_1m_dbm, abs=4.0), f
+        assert f.path_loss_exponent == pytest.approx(ap.path_loss_exponent, abs=0.35), f
         assert f.residual_rms_db < f.nominal_residual_rms_db
     moved = fits["02:00:00:00:00:04"]
     assert moved.moved and moved.fitted_xy is not None
@@ -176,7 +184,9 @@ def test_standing_points_fit_offsets_and_unheard_aps_keep_survey_values() -> Non
     for ap in true3.wifi_aps[::2]:
         f = fits[ap.bssid]
         assert f.status in ("fitted", "offset_only")
-        assert f.rssi_1m_dbm == pytest.approx(ap.rssi_1m_dbm, abs=3.0), f
+        err = model_error_db(f.rssi_1m_dbm, f.path_loss_exponent, ap.rssi_1m_dbm,
+                             ap.path_loss_exponent)
+        assert err < 2.5, (f, err)
     # AP 2 is heard only within a few dB of the floor from these spots: no fit, survey kept.
     f2 = fits["02:00:00:00:00:02"]
     assert f2.status == "too_few_samples" and f2.rssi_1m_dbm == -40.0
@@ -236,8 +246,9 @@ def test_cli_writes_calibrated_site_and_flags_the_moved_ap(
     for ap in TRUE.wifi_aps:
         got = cal.ap(ap.bssid)
         assert got is not None
-        assert got.rssi_1m_dbm == pytest.approx(ap.rssi_1m_dbm, abs=2.5)
-        assert got.path_loss_exponent == pytest.approx(ap.path_loss_exponent, abs=0.2)
+        err = model_error_db(got.rssi_1m_dbm, got.path_loss_exponent, ap.rssi_1m_dbm,
+                             ap.path_loss_exponent)
+        assert err < 2.0, (got, err)
     ap4 = cal.ap("02:00:00:00:00:04")
     assert ap4 is not None and math.dist((ap4.x, ap4.y), (55, 35)) < 3.0
     beacon = next(f for f in report["fits"] if f["kind"] == "ble")
