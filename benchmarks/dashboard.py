@@ -1,7 +1,8 @@
 """Dashboard benchmark: windows/s one instance ingests from a real Mosquitto, and API latency for
 an 8-hour shift of a 50-truck fleet.
 
-    .venv/bin/python benchmarks/dashboard.py [--windows 20000] [--trucks 50] [--shift-h 8]
+    .venv/bin/python benchmarks/dashboard.py [--windows 20000] [--instances 2] [--trucks 50]
+        [--shift-h 8]
 
 Ingest: the dashboard's session subscribes, disconnects, N windows are published (QoS 1) into its
 queue, then a fresh ingest drains the backlog: the figure is store-and-acknowledge speed, not the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import random
 import statistics
 import sys
@@ -20,6 +22,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import uvicorn
@@ -69,18 +72,30 @@ def make_windows(n_trucks: int, n_per_truck: int, seed: int = 0) -> list[Window]
     return out
 
 
-def bench_ingest(work: Path, n_windows: int) -> dict[str, float]:
+def _drain(db: str, url: str, client_id: str, stop: Any) -> None:
+    """One dashboard instance in its own process (for the scale-out figure)."""
+    ing = DashboardIngest(DashboardStore(db), url, client_id=client_id)
+    ing.start()
+    stop.wait(600)
+    ing.stop()
+
+
+def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, float]:
+    """Backlog drain rate of `instances` dashboards in one share group (1: in this process)."""
     windows = make_windows(50, max(1, n_windows // 50), seed=1)
     payloads = [(f"plants/{w.site}/agents/{w.agent}/heatmap", encode_window(w)) for w in windows]
-    broker = start_private_broker(work / "broker",
+    broker = start_private_broker(work / f"broker-{instances}",
                                   extra_conf="max_queued_messages 0\nmax_queued_bytes 0")
-    store = DashboardStore(work / "ingest.db")
+    db = work / f"ingest-{instances}.db"
+    store = DashboardStore(db)
+    ids = [f"bench-dashboard-{i}" for i in range(instances)]
     try:
-        first = DashboardIngest(store, broker.url, client_id="bench-dashboard")
-        first.start()
-        assert first.wait_connected(30), "dashboard did not connect"
-        time.sleep(0.3)  # let the SUBACK land before leaving
-        first.stop()
+        for cid in ids:  # create the sessions and their shared subscriptions, then leave
+            first = DashboardIngest(store, broker.url, client_id=cid)
+            first.start()
+            assert first.wait_connected(30), "dashboard did not connect"
+            time.sleep(0.3)  # let the SUBACK land before leaving
+            first.stop()
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         pub.max_inflight_messages_set(1000)
         pub.connect("127.0.0.1", broker.port)
@@ -92,15 +107,31 @@ def bench_ingest(work: Path, n_windows: int) -> dict[str, float]:
         pub_s = time.perf_counter() - t_pub
         pub.disconnect()
         pub.loop_stop()
-        second = DashboardIngest(store, broker.url, client_id="bench-dashboard")
-        t0 = time.perf_counter()
-        second.start()
-        deadline = t0 + 300
-        while second.stats.stored < len(payloads) and time.perf_counter() < deadline:
-            time.sleep(0.005)
-        ingest_s = time.perf_counter() - t0
-        stored = second.stats.stored
-        second.stop()
+        if instances == 1:
+            second = DashboardIngest(store, broker.url, client_id=ids[0])
+            t0 = time.perf_counter()
+            second.start()
+            deadline = t0 + 300
+            while second.stats.stored < len(payloads) and time.perf_counter() < deadline:
+                time.sleep(0.005)
+            ingest_s = time.perf_counter() - t0
+            second.stop()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            stop = ctx.Event()
+            procs = [ctx.Process(target=_drain, args=(str(db), broker.url, cid, stop))
+                     for cid in ids]
+            t0 = time.perf_counter()
+            for pr in procs:
+                pr.start()
+            deadline = t0 + 300
+            while store.count_windows() < len(payloads) and time.perf_counter() < deadline:
+                time.sleep(0.01)
+            ingest_s = time.perf_counter() - t0  # includes starting the processes
+            stop.set()
+            for pr in procs:
+                pr.join(60)
+        stored = store.count_windows()
     finally:
         broker.stop()
     return {"windows": len(payloads), "stored": stored, "ingest_s": ingest_s,
@@ -159,6 +190,8 @@ def main() -> int:
     ap.add_argument("--windows", type=int, default=20_000, help="windows for the ingest test")
     ap.add_argument("--trucks", type=int, default=50, help="fleet size for the API test")
     ap.add_argument("--shift-h", type=float, default=8.0, help="shift length in hours")
+    ap.add_argument("--instances", type=int, default=2,
+                    help="also measure this many instances sharing the load (1: skip)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         work = Path(tmp)
@@ -167,6 +200,12 @@ def main() -> int:
               f"{ing['ingest_s']:.2f} s = {ing['ingest_per_s']:.0f} windows/s "
               f"(target >= 5000; publisher alone {ing['publish_per_s']:.0f}/s; "
               f"payload {ing['payload_bytes_mean']:.0f} B)")
+        if args.instances > 1:
+            many = bench_ingest(work, args.windows, args.instances)
+            print(f"ingest, {args.instances} instances in one share group and one --db "
+                  f"(processes): {many['stored']:.0f} windows in {many['ingest_s']:.2f} s = "
+                  f"{many['ingest_per_s']:.0f} windows/s, "
+                  f"{many['ingest_per_s'] / ing['ingest_per_s']:.2f}x one instance")
         api = bench_api(work, args.trucks, args.shift_h)
         print(f"api: {api['windows']:.0f} windows ({args.trucks} trucks x {args.shift_h:g} h), "
               f"store {api['store_per_s']:.0f} windows/s")
