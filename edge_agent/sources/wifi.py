@@ -9,6 +9,7 @@ MAC addresses are counted under "not_surveyed" and dropped on the spot.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import struct
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -311,7 +312,7 @@ def frames_to_obs(frames: Iterable[tuple[float, int, bytes]], stats: SourceStats
     restamped = 0
     for t_s, linktype, data in frames:
         if linktype != LINKTYPE_IEEE802_11_RADIOTAP:
-            _skip_linktype(linktype, stats, name)
+            stats.skip(_linktype_reason(linktype, stats, name))
             continue
         obs = parse(data, t_s, stats, surveyed)
         if obs is None:
@@ -330,9 +331,16 @@ def frames_to_obs(frames: Iterable[tuple[float, int, bytes]], stats: SourceStats
                    "they were re-stamped to the previous frame's time")
 
 
-def _skip_linktype(linktype: int, stats: SourceStats, name: str) -> None:
-    reason, why = _OTHER_LINKTYPES.get(
+@functools.lru_cache(maxsize=64)
+def _linktype_reason_text(linktype: int) -> tuple[str, str]:
+    return _OTHER_LINKTYPES.get(
         linktype, (f"linktype_{linktype}", "not a Wi-Fi radiotap link type"))
-    stats.skip(reason)
-    stats.warn(f"{name}: link type {linktype}: {why}; its frames are skipped "
-               f"(counted as {reason!r})")
+
+
+def _linktype_reason(linktype: int, stats: SourceStats, name: str) -> str:
+    """The skip reason for a link type we do not parse; warns once per source and link type."""
+    reason, why = _linktype_reason_text(linktype)
+    if stats.skipped[reason] == 0:
+        stats.warn(f"{name}: link type {linktype}: {why}; its frames are skipped "
+                   f"(counted as {reason!r})")
+    return reason
