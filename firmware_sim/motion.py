@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,21 @@ class Track:
     x: Array
     y: Array
     v: Array
+    _heading: Array | None = field(default=None, init=False, repr=False, compare=False)
+
+    def heading_at(self, t_s: Array) -> Array:
+        """Direction of travel (radians from +x) at t; kept while the truck stands."""
+        if self._heading is None:
+            dx, dy = np.diff(self.x), np.diff(self.y)
+            moving = np.hypot(dx, dy) > 1e-9
+            h = np.where(moving, np.arctan2(dy, dx), np.nan)
+            idx = np.where(moving, np.arange(len(h)), 0)
+            np.maximum.accumulate(idx, out=idx)
+            h = h[idx]
+            self._heading = np.nan_to_num(np.append(h, h[-1:] if len(h) else [0.0]), nan=0.0)
+        i = np.clip(np.searchsorted(self.t, t_s, side="right") - 1, 0, len(self.t) - 1)
+        out: Array = self._heading[i]
+        return out
 
     def at(self, t_s: Array) -> tuple[Array, Array, Array]:
         """Position and speed at arbitrary times (clamped to the track's ends)."""

@@ -34,6 +34,8 @@ class LinkModel:
     sensitivity_soft_db: float  # logistic width of the detection threshold
     frame_loss: float  # frames lost to collisions and interference, independent of level
     env_doppler_hz: float = 0.5  # people and trucks moving around a standing receiver
+    body_pattern_db: float = 3.0  # front-to-back: the mast shades emitters ahead (zero-mean)
+    rx_gain_sd_db: float = 1.5  # receivers of one model differ from each other by this
     rx_height_m: float = 2.0  # antenna on the overhead guard
 
 
@@ -64,12 +66,15 @@ class TrueEmitter:
                                                      _log_mean(k))
         return em
 
-    def mean_rssi_dbm(self, x: Array, y: Array, plant: Plant | None, link: LinkModel
-                      ) -> tuple[Array, npt.NDArray[np.bool_]]:
-        """Local mean (path loss, wall, shadowing) at receiver positions; and 'behind the wall'."""
+    def mean_rssi_dbm(self, x: Array, y: Array, plant: Plant | None, link: LinkModel,
+                      shadow_db: Array | None = None) -> tuple[Array, npt.NDArray[np.bool_]]:
+        """Local mean (path loss, wall, shadowing) at receiver positions; and 'behind the wall'.
+
+        shadow_db: the shadowing at these positions if already known (see receivers.py)."""
         d = np.sqrt((x - self.x) ** 2 + (y - self.y) ** 2 + (link.rx_height_m - self.z) ** 2)
         d = np.maximum(d, MIN_DISTANCE_M)
-        rssi = self.rssi_1m_dbm - 10 * self.exponent * np.log10(d) + self.shadow(x, y)
+        shadow = self.shadow(x, y) if shadow_db is None else shadow_db
+        rssi = self.rssi_1m_dbm - 10 * self.exponent * np.log10(d) + shadow
         if plant is None:
             return rssi, np.zeros(np.shape(x), dtype=bool)
         crosses, via_door = plant.wall_crossing(x, y, link.rx_height_m, self.x, self.y, self.z)
@@ -78,10 +83,19 @@ class TrueEmitter:
         return rssi, crosses & ~via_door
 
     def measure(self, x: Array, y: Array, t_rel_s: Array, freq_mhz: Array,
-                plant: Plant | None, link: LinkModel, rng: np.random.Generator
-                ) -> tuple[Array, npt.NDArray[np.bool_]]:
-        """Measured RSSI (float dBm, before rounding) and whether each frame is received."""
-        rssi, blocked = self.mean_rssi_dbm(x, y, plant, link)
+                plant: Plant | None, link: LinkModel, rng: np.random.Generator,
+                heading_rad: Array | None = None, rx_gain_db: float = 0.0,
+                shadow_db: Array | None = None) -> tuple[Array, npt.NDArray[np.bool_]]:
+        """Measured RSSI (float dBm, before rounding) and whether each frame is received.
+
+        rx_gain_db: this receiver's gain relative to the reference one; heading_rad: the truck's
+        heading, for the body pattern (mast and load shade the antenna from the front).
+        """
+        rssi, blocked = self.mean_rssi_dbm(x, y, plant, link, shadow_db)
+        rssi = rssi + rx_gain_db
+        if heading_rad is not None and link.body_pattern_db:
+            bearing = np.arctan2(self.y - y, self.x - x)
+            rssi = rssi - 0.5 * link.body_pattern_db * np.cos(bearing - heading_rad)
         fade = np.zeros(len(x))
         for f in self.freqs_mhz:
             fsel = freq_mhz == f

@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from firmware_sim.motion import Track
 from firmware_sim.plant import Plant
-from firmware_sim.radio import dbm_round
+from firmware_sim.radio import TrueEmitter, dbm_round
 from firmware_sim.scenarios import BleConfig, WifiConfig
 from firmware_sim.world import BleEmitter, WifiEmitter
 
@@ -33,6 +33,14 @@ class Captured:
     channel: IntArray  # Wi-Fi channel, or BLE advertising channel (37-39)
 
 
+def shadow_along(em: TrueEmitter, track: Track, t_s: Array) -> Array:
+    """Shadowing at the truck's position at t: evaluated at the track's knots (0.25 m apart
+    when moving) and interpolated, far cheaper than at every frame and as fine as the field."""
+    at_knots = em.shadow(track.x, track.y)
+    out: Array = np.interp(t_s, track.t, at_knots)
+    return out
+
+
 def hop_channel(t_s: Array, hop_t0_s: float, wc: WifiConfig) -> tuple[IntArray,
                                                                        npt.NDArray[np.bool_]]:
     """The channel the monitor interface is tuned to at t, and whether it is retuning then."""
@@ -45,7 +53,7 @@ def hop_channel(t_s: Array, hop_t0_s: float, wc: WifiConfig) -> tuple[IntArray,
 
 def capture_wifi(emitters: tuple[WifiEmitter, ...], wc: WifiConfig, plant: Plant, track: Track,
                  t0_s: float, duration_s: float, hop_t0_s: float,
-                 rng: np.random.Generator) -> list[Captured]:
+                 rng: np.random.Generator, rx_gain_db: float = 0.0) -> list[Captured]:
     out = []
     for i, em in enumerate(emitters):
         n = math.ceil((duration_s - em.phase_s) / em.interval_s)
@@ -57,7 +65,8 @@ def capture_wifi(emitters: tuple[WifiEmitter, ...], wc: WifiConfig, plant: Plant
         t = tx[heard]
         x, y, _ = track.at(t)
         freq = np.full(len(t), em.true.freqs_mhz[0])
-        rssi, ok = em.true.measure(x, y, t - t0_s, freq, plant, wc.link, rng)
+        rssi, ok = em.true.measure(x, y, t - t0_s, freq, plant, wc.link, rng,
+                                   track.heading_at(t), rx_gain_db, shadow_along(em.true, track, t))
         t_us = np.rint(t[ok] * 1e6).astype(np.int64)
         out.append(Captured(i, t_us, dbm_round(rssi[ok]), np.full(int(ok.sum()), em.channel)))
     return out
@@ -65,7 +74,7 @@ def capture_wifi(emitters: tuple[WifiEmitter, ...], wc: WifiConfig, plant: Plant
 
 def capture_ble(emitters: tuple[BleEmitter, ...], bc: BleConfig, collision_loss: float,
                 plant: Plant, track: Track, t0_s: float, duration_s: float, scan_t0_s: float,
-                rng: np.random.Generator) -> list[Captured]:
+                rng: np.random.Generator, rx_gain_db: float = 0.0) -> list[Captured]:
     link = replace(bc.link, frame_loss=1 - (1 - bc.link.frame_loss) * (1 - collision_loss))
     out = []
     for i, em in enumerate(emitters):
@@ -87,7 +96,8 @@ def capture_ble(emitters: tuple[BleEmitter, ...], bc: BleConfig, collision_loss:
         order = np.argsort(t, kind="stable")
         t, cidx = t[order], cidx[order]
         x, y, _ = track.at(t)
-        rssi, ok = em.true.measure(x, y, t - t0_s, BLE_FREQS_MHZ[cidx], plant, link, rng)
+        rssi, ok = em.true.measure(x, y, t - t0_s, BLE_FREQS_MHZ[cidx], plant, link, rng,
+                                   track.heading_at(t), rx_gain_db, shadow_along(em.true, track, t))
         t_us = np.rint(t[ok] * 1e6).astype(np.int64)
         out.append(Captured(i, t_us, dbm_round(rssi[ok]), ADV_CHANNELS[cidx[ok]]))
     return out

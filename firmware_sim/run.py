@@ -6,7 +6,7 @@ the bundle through the agent's sources gives back `SimRun.observations`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,8 @@ class SimRun:
     wifi: list[Captured]
     ble: list[Captured]
     gnss: list[Epoch]
+    wifi_rx_gain_db: float = 0.0
+    ble_rx_gain_db: float = 0.0
     observations: list[Observation] = field(default_factory=list)
 
     @property
@@ -59,8 +61,15 @@ class SimRun:
 
     @property
     def true_site(self) -> Site:
-        """The APs and beacons as they really are (positions, rssi_1m, exponent)."""
-        return self.world.true_site
+        """The APs and beacons as this truck's receivers really hear them: true positions and
+        exponents, rssi_1m including the receiver's own gain offset."""
+        ts = self.world.true_site
+        return replace(ts, _ap_by_bssid={},
+                       wifi_aps=tuple(replace(a, rssi_1m_dbm=a.rssi_1m_dbm + self.wifi_rx_gain_db)
+                                      for a in ts.wifi_aps),
+                       ble_beacons=tuple(replace(b, rssi_1m_dbm=b.rssi_1m_dbm
+                                                 + self.ble_rx_gain_db)
+                                         for b in ts.ble_beacons))
 
     @property
     def t0(self) -> float:
@@ -130,16 +139,20 @@ def simulate(name: str | Scenario, seed: int = 0, duration_s: float | None = Non
     truth = truth_at_10hz(track, T0_S, dur)
     r_rx = stream(seed, key + "/receiver", truck)
     hop_t0 = T0_S - float(r_rx.uniform(0, 3 * sc.wifi.dwell_s))
+    r_gain = stream(seed, key + "/rx-gain", truck)
+    wifi_gain = float(r_gain.normal(0.0, sc.wifi.link.rx_gain_sd_db))
+    ble_gain = float(r_gain.normal(0.0, sc.ble.link.rx_gain_sd_db)) if sc.ble else 0.0
     wifi = capture_wifi(world.wifi, sc.wifi, plant, track, T0_S, dur, hop_t0,
-                        stream(seed, key + "/wifi-rx", truck))
+                        stream(seed, key + "/wifi-rx", truck), wifi_gain)
     ble: list[Captured] = []
     if sc.ble is not None:
         scan_t0 = T0_S - float(r_rx.uniform(0, 3 * sc.ble.scan_interval_s))
         ble = capture_ble(world.ble, sc.ble, world.ble_collision_loss, plant, track, T0_S, dur,
-                          scan_t0, stream(seed, key + "/ble-rx", truck))
+                          scan_t0, stream(seed, key + "/ble-rx", truck), ble_gain)
     gnss = simulate_gnss(sc.gnss, plant, world.survey, track, T0_S, dur,
                          stream(seed, key + "/gnss", truck))
-    run = SimRun(sc.name, seed, truck, sc, plant, world, truth, wifi, ble, gnss)
+    run = SimRun(sc.name, seed, truck, sc, plant, world, truth, wifi, ble, gnss, wifi_gain,
+                 ble_gain)
     run.observations = _observations(run)
     return run
 
@@ -156,27 +169,35 @@ def _merged(caps: list[Captured]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return g[order], pos[order], t[order]
 
 
+def _merged_values(caps: list[Captured], g: np.ndarray, pos: np.ndarray) -> list[float]:
+    """RSSI (float dBm) of every record in file order."""
+    if not caps:
+        return []
+    starts = np.concatenate(([0], np.cumsum([len(c.rssi_dbm) for c in caps])[:-1]))
+    flat = np.concatenate([c.rssi_dbm for c in caps]).astype(np.float64)
+    out: list[float] = flat[starts[g] + pos].tolist()
+    return out
+
+
 def _observations(run: SimRun) -> list[Observation]:
     """Exactly what the agent's sources yield from the bundle (surveyed emitters only)."""
     from edge_agent.capture.radiotap import channel_freq_mhz
 
     wifi: list[Observation] = []
     g, pos, t_us = _merged(run.wifi)
-    ts = pcap_time_s(t_us)
-    for gi, pi, t in zip(g.tolist(), pos.tolist(), ts.tolist(), strict=True):
-        c = run.wifi[gi]
-        em = run.world.wifi[c.index]
+    rssi = _merged_values(run.wifi, g, pos)
+    for gi, r, t in zip(g.tolist(), rssi, pcap_time_s(t_us).tolist(), strict=True):
+        em = run.world.wifi[run.wifi[gi].index]
         if em.surveyed:
-            wifi.append(WifiObs(t, em.bssid, float(c.rssi_dbm[pi]), em.channel,
-                                channel_freq_mhz(em.channel), em.ssid))
+            wifi.append(WifiObs(t, em.bssid, r, em.channel, channel_freq_mhz(em.channel),
+                                em.ssid))
     ble: list[Observation] = []
     g, pos, t_us = _merged(run.ble)
-    ts = pcap_time_s(t_us)
-    for gi, pi, t in zip(g.tolist(), pos.tolist(), ts.tolist(), strict=True):
-        c = run.ble[gi]
-        b = run.world.ble[c.index]
+    rssi = _merged_values(run.ble, g, pos)
+    for gi, r, t in zip(g.tolist(), rssi, pcap_time_s(t_us).tolist(), strict=True):
+        b = run.world.ble[run.ble[gi].index]
         if b.surveyed:
-            ble.append(BleObs(t, b.beacon_id, float(c.rssi_dbm[pi]), b.address))
+            ble.append(BleObs(t, b.beacon_id, r, b.address))
     gnss: list[Observation] = []
     site = run.site
     for e in run.gnss:
