@@ -135,8 +135,12 @@ class ChannelHopper:
 
 
 def scapy_feed(iface: str) -> Iterator[tuple[float | None, bytes]]:
-    """Raw frames from a monitor-mode interface through scapy's L2 listen socket (no dissection)."""
+    """Raw frames from a monitor-mode interface through scapy's L2 listen socket (no dissection).
+
+    Opens and checks the socket now (SourceError if it cannot), then reads as iterated.
+    """
     try:
+        import scapy.arch  # noqa: F401 - loading it sets conf.L2listen for this platform
         from scapy.config import conf
     except ImportError:
         raise SourceError("live Wi-Fi monitor mode needs scapy (pip install scapy)") from None
@@ -144,15 +148,20 @@ def scapy_feed(iface: str) -> Iterator[tuple[float | None, bytes]]:
         sock: Any = conf.L2listen(iface=iface)
     except PermissionError:
         raise SourceError(f"{iface}: opening a raw socket needs root or CAP_NET_RAW") from None
-    except OSError as e:
+    except (OSError, ValueError) as e:  # scapy raises ValueError for an unknown interface
         raise SourceError(f"{iface}: cannot open the interface: {e}") from None
+    arphrd = sock.ins.getsockname()[3]
+    if arphrd != ARPHRD_IEEE80211_RADIOTAP:
+        sock.close()
+        raise SourceError(
+            f"{iface}: not in monitor mode with radiotap (link type {arphrd}); set it with: "
+            f"ip link set {iface} down && iw dev {iface} set type monitor && "
+            f"ip link set {iface} up")
+    return _read_socket(sock)
+
+
+def _read_socket(sock: Any) -> Iterator[tuple[float | None, bytes]]:
     try:
-        arphrd = sock.ins.getsockname()[3]
-        if arphrd != ARPHRD_IEEE80211_RADIOTAP:
-            raise SourceError(
-                f"{iface}: not in monitor mode with radiotap (link type {arphrd}); set it with: "
-                f"ip link set {iface} down && iw dev {iface} set type monitor && "
-                f"ip link set {iface} up")
         while True:
             _cls, data, ts = sock.recv_raw(MAX_FRAME_BYTES)
             if data:
@@ -169,7 +178,7 @@ def monitor_producer(iface: str, site: Site | None, channels: Sequence[int] | No
     surveyed = surveyed_bssids(site)
 
     def produce(stats: SourceStats) -> Iterator[WifiObs]:
-        frames = (feed or scapy_feed)(iface)
+        frames = (feed or scapy_feed)(iface)  # the socket is open before the first tuning
         hopper = ChannelHopper(iface, chans, dwell_s, runner or run_command, stats)
         hopper.start()
         last_t = float("-inf")

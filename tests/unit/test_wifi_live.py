@@ -220,3 +220,12 @@ def test_site_channels_default_to_1_6_11() -> None:
     assert site_channels(None) == (1, 6, 11)
     assert site_channels(make_site(("02:00:00:00:00:01", 36), ("02:00:00:00:00:02", 1),
                                    ("02:00:00:00:00:03", 36))) == (1, 36)
+
+
+def test_monitor_on_a_missing_interface_is_a_source_error_before_any_tuning() -> None:
+    pytest.importorskip("scapy")
+    runner = FakeRunner()
+    src = WifiSource.live_monitor("edgeagent-no-such-if0", None, runner=runner)
+    with pytest.raises(SourceError, match="edgeagent-no-such-if0"):
+        list(src)
+    assert runner.calls == []
