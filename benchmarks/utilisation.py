@@ -45,7 +45,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "one-cell": {"spread": False},
     "spread always": {"spread_min_sigma_m": 0.0},
     "spread always x0.5": {"spread_min_sigma_m": 0.0, "spread_scale": 0.5},
-    "spread if sigma>6": {"spread_min_sigma_m": 6.0},
+    "spread if sigma>3": {"spread_min_sigma_m": 3.0},
     "held position": {"midpoint": False},
     "distance per step": {"distance_chord_s": 1.0},
     "distance chord 3 s": {"distance_chord_s": 3.0},

@@ -30,10 +30,10 @@ rather than filling hundreds of windows with no-position time."""
 CELL_QUANTUM_MS = 100
 """Cells get dwell in steps of 0.1 s (the remainder of the exact total goes to the biggest cell):
 a spread estimate otherwise leaves dozens of 1-5 ms cells that cost payload and say nothing."""
-SPREAD_MIN_SIGMA_M = 3.0
-"""Spread an estimate over cells only when its sigma is at least 3 m. Measured (docs/heatmap.md):
-with a calibrated tracker of independent errors one cell is truer (its scatter already blurs the
-map), while the tracker's uncertain stretches have structured errors that spreading hedges."""
+SPREAD_MIN_SIGMA_M = 6.0
+"""Spread an estimate over cells only when its sigma is at least 6 m. Measured (docs/heatmap.md):
+with a calibrated tracker of independent errors one cell is truer up to 6 m (its scatter already
+blurs the map), while the tracker's lost stretches have structured errors that spreading hedges."""
 DISTANCE_CHORD_S = 5.0
 """Distance is the mean speed along a 5 s chord of the track: step-by-step sums count position
 jitter as travel (+10..35 % measured), longer chords cut corners; 5 s measured best (+-12 %)."""

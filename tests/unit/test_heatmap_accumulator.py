@@ -130,12 +130,12 @@ def test_zones_count_every_zone_holding_the_point(site: Site) -> None:
 
 
 def test_spread_keeps_dwell_exact_and_follows_uncertainty(site: Site) -> None:
-    seq = [est(T0 + k, x=41.0, y=31.0, sigma=3.0) for k in range(60)]  # >= 3 m: spread
+    seq = [est(T0 + k, x=41.0, y=31.0, sigma=6.0) for k in range(60)]  # >= 6 m: spread
     w = merge_windows(run(WindowAccumulator(site, "fl-01"), seq))
     assert len(w.cells) > 9
     assert sum(round(d * 1000) for d, _ in w.cells.values()) == 60_000
     assert max(w.cells.values()) == w.cells[(20, 15)]
-    for sigma in (0.1, 2.9):  # a confident estimate stays in its cell
+    for sigma in (0.1, 5.9):  # a confident estimate stays in its cell
         sharp = merge_windows(run(WindowAccumulator(site, "fl-01"),
                                   [est(T0 + k, x=41.0, y=31.0, sigma=sigma) for k in range(60)]))
         assert sharp.cells == {(20, 15): (60.0, 0.0)}
