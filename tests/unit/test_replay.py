@@ -79,3 +79,15 @@ def test_bad_input_is_one_line_and_exit_2(what: str, bundle: Path, tmp_path: Pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("edge-agent replay: error: ")
     assert not (tmp_path / "o" / "heatmap.json").exists()
+
+
+def test_progress_line_is_redrawn_in_place_and_cleared(
+        bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_agent.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "PROGRESS_EVERY", 50)
+    pipeline.replay_bundle(bundle, tmp_path / "out", progress=True)
+    err = capsys.readouterr().err
+    assert err.count("\rreplay: ") == 3  # 180 observations, one line per 50
+    assert "observations" in err and err.endswith("\r\033[K")
