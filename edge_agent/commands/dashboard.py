@@ -8,6 +8,9 @@ from pathlib import Path
 
 from edge_agent.errors import InputError
 
+# How long to wait for the broker before serving anyway (it may come later; paho retries).
+CONNECT_WAIT_S = 5.0
+
 
 def parse_http(value: str) -> tuple[str, int]:
     """HOST:PORT for the web server; bad values are an InputError naming the option."""
@@ -74,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
                                  tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                                  tls_key=args.tls_key)
         ingest.start()
-        print(f"subscribed to {ingest.url} as share group {args.group!r}", file=sys.stderr)
+        if ingest.wait_connected(CONNECT_WAIT_S):
+            print(f"subscribed to {ingest.url} as share group {args.group!r}", file=sys.stderr)
+        else:
+            print(f"dashboard: warning: not subscribed to {ingest.url} yet "
+                  f"({ingest.last_error or 'no answer'}); serving the store and retrying",
+                  file=sys.stderr)
     print(f"dashboard on http://{host}:{port}/ (store {args.db})", file=sys.stderr)
     try:
         uvicorn.run(create_app(store, shifts=shifts), host=host, port=port, log_level="warning")

@@ -108,6 +108,7 @@ class DashboardIngest:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self.client = c
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -125,6 +126,7 @@ class DashboardIngest:
         self.client.loop_start()
 
     def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until connected and subscribed (SUBACK received); False on timeout."""
         return self.connected.wait(timeout_s)
 
     def stop(self) -> str:
@@ -149,9 +151,18 @@ class DashboardIngest:
         opts = SubscribeOptions(qos=1)
         client.subscribe([(f"$share/{self.group}/{HEATMAP_TOPIC}", opts),
                           (STATUS_TOPIC, opts), (SITE_TOPIC, opts)])
-        self.last_error = None
-        self.connected.set()
         log.info("connected to %s (group %s)", self.url, self.group)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      codes: list[ReasonCode], props: Properties | None) -> None:
+        refused = [str(c) for c in codes if c.is_failure]
+        if refused:
+            # E.g. "Not authorized": the dashboard user lacks read access to plants/#.
+            self.last_error = f"broker {self.url} refused the subscriptions: {', '.join(refused)}"
+            log.error("%s", self.last_error)
+            return
+        self.last_error = None
+        self.connected.set()  # subscribed: from now on nothing published is missed
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode,
                        props: Properties | None) -> None:
