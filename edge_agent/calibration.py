@@ -56,6 +56,12 @@ FAST_FADING_DB = 5.0
 # exponent gets this prior around the exponent pooled over all transmitters of its kind. Without
 # it a drive that stays 30-60 m from an AP extrapolates rssi_1m a decade out and misses by 5 dB.
 PLE_PRIOR_SD = 0.2
+# The pooled exponent itself has the survey's exponent as prior with this sd: surveys take it
+# from tables for the building type, good to about this; where the data are few or mostly
+# censored (a high-bay store with the trucks far from most APs) the survey value stands.
+POOLED_PRIOR_SD = 0.3
+# In the first pass each transmitter's exponent gets this loose prior around the survey's.
+FIRST_PASS_PRIOR_SD = 0.5
 # log10(d) must span at least this (a factor 2 in distance) to tell rssi_1m from the exponent;
 # otherwise only rssi_1m is fitted with the survey exponent held.
 MIN_LOG10_SPAN = 0.3
@@ -458,10 +464,13 @@ def _fit_places(pl: Places, ax: float, ay: float, z_m: float, rx_height_m: float
     return fit, d
 
 
-def pooled_exponent(parts: Iterable[tuple[FloatArray, FloatArray, FloatArray]]) -> float | None:
+def pooled_exponent(parts: Iterable[tuple[FloatArray, FloatArray, FloatArray]], *,
+                    prior: float, prior_sd: float = POOLED_PRIOR_SD) -> float | None:
     """The exponent shared by several transmitters: weighted LS slope of RSSI on -10 log10(d)
-    after removing each transmitter's own mean (its rssi_1m). Parts: (d_m, rssi_dbm, weights)."""
+    after removing each transmitter's own mean (its rssi_1m), combined with a Gaussian prior
+    (the survey's exponent) by precision. Parts: (d_m, rssi_dbm, weights)."""
     num = den = 0.0
+    resid: list[FloatArray] = []
     for d, r, w in parts:
         if np.sum(w > 0) < 2:
             continue
@@ -470,9 +479,12 @@ def pooled_exponent(parts: Iterable[tuple[FloatArray, FloatArray, FloatArray]]) 
         xc, yc = x - np.sum(w * x) / sw, r - np.sum(w * r) / sw
         num += float(np.sum(w * xc * yc))
         den += float(np.sum(w * xc * xc))
+        resid.append((yc - (num / den if den > 0 else prior) * xc)[w > 0])
     if den <= 0:
         return None
-    return float(np.clip(num / den, *PLE_RANGE))
+    sigma = max(_mad_sigma(np.concatenate(resid)), 0.5)
+    lam = (sigma / prior_sd) ** 2
+    return float(np.clip((num + lam * prior) / (den + lam), *PLE_RANGE))
 
 
 def _finish(p: _Prepared, *, site: Site, rx_height_m: float, floor_dbm: float | None,
@@ -598,14 +610,15 @@ def calibrate(site: Site, observations: Iterable[Observation], positions: KnownP
                 continue
             n0 = p.nominal.path_loss_exponent
             fit, d = _fit_places(p.places, p.nominal.x, p.nominal.y, p.nominal.z, rx_height_m,
-                                 floors.get(kind), n0, None)
+                                 floors.get(kind), n0, FIRST_PASS_PRIOR_SD)
             if fit is None or fit.exponent_held:
                 continue
             rms = _robust_rms(p.places.rssi_dbm, d, fit.rssi_1m_dbm, fit.path_loss_exponent,
                               fit.weights)
             if rms < MOVED_MIN_RMS_DB:  # one that fits this badly may have moved: not pooled
                 parts.append((d, p.places.rssi_dbm, fit.weights))
-        n_pooled = pooled_exponent(parts)
+        survey_n = [t.path_loss_exponent for kd, _, t in transmitters if kd == kind]
+        n_pooled = pooled_exponent(parts, prior=float(np.median(survey_n))) if survey_n else None
         if n_pooled is not None:
             pooled[kind] = n_pooled
     # Pass 2: each transmitter with its exponent drawn towards the pooled one.
