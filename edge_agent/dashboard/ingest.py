@@ -14,10 +14,12 @@ import json
 import logging
 import queue
 import socket
+import sqlite3
 import ssl
 import threading
+import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,8 @@ RECEIVE_MAXIMUM = BATCH_MAX
 SESSION_EXPIRY_S = 86_400
 KEEPALIVE_S = 30
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+# Pause before retrying a batch the database refused (full disk, long lock).
+DB_RETRY_S = 1.0
 # A status payload longer than this is not a status word; it is stored cut short.
 STATUS_MAX_CHARS = 32
 
@@ -66,6 +70,10 @@ class IngestStats:
     rejected: int = 0
     statuses: int = 0
     site_plans: int = 0
+
+    def add(self, other: IngestStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def summary(self) -> str:
         return (f"{self.received} messages: {self.stored} windows stored, {self.duplicates} "
@@ -189,28 +197,43 @@ class DashboardIngest:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self.handle_batch(batch)
+            while True:
+                try:
+                    self.handle_batch(batch)
+                    break
+                except sqlite3.Error as e:
+                    log.error("cannot write to %s: %s; retrying in %.0f s (messages stay "
+                              "unacknowledged)", self.store.path, e, DB_RETRY_S)
+                    if self._stop.is_set():
+                        return  # unacknowledged: the broker redelivers them to the session
+                    time.sleep(DB_RETRY_S)
 
     def handle_batch(self, batch: list[mqtt.MQTTMessage]) -> None:
-        """Store a batch in one transaction, then acknowledge every message of it."""
+        """Store a batch in one transaction, then acknowledge every message of it.
+
+        A database error (disk full, lock held too long) leaves the batch unacknowledged and
+        propagates; the caller retries it, so the broker never drops what we did not store.
+        """
         windows: list[Window] = []
         texts: list[str] = []
+        done = IngestStats()
         for msg in batch:
-            self.stats.received += 1
+            done.received += 1
             try:
-                self._handle_one(msg, windows, texts)
+                self._handle_one(msg, windows, texts, done)
             except (EdgeAgentError, ValueError, KeyError, TypeError) as e:
-                self.stats.rejected += 1
+                done.rejected += 1
                 log.warning("rejected message on %s: %s", msg.topic, e)
         if windows:
             res = self.store.add_windows(windows, texts)
-            self.stats.stored += res.stored
-            self.stats.duplicates += res.duplicates
+            done.stored, done.duplicates = res.stored, res.duplicates
         for msg in batch:
             if msg.qos > 0:
                 self.client.ack(msg.mid, msg.qos)
+        self.stats.add(done)
 
-    def _handle_one(self, msg: mqtt.MQTTMessage, windows: list[Window], texts: list[str]) -> None:
+    def _handle_one(self, msg: mqtt.MQTTMessage, windows: list[Window], texts: list[str],
+                    done: IngestStats) -> None:
         parts = msg.topic.split("/")
         if len(parts) == 5 and parts[0] == "plants" and parts[2] == "agents":
             site, agent, kind = parts[1], parts[3], parts[4]
@@ -229,7 +252,7 @@ class DashboardIngest:
                 if msg.payload:
                     status, t_s = parse_status(bytes(msg.payload))
                     self.store.set_status(site, agent, status, t_s)
-                    self.stats.statuses += 1
+                    done.statuses += 1
                 return
         if len(parts) == 3 and parts[0] == "plants" and parts[2] == "site":
             if not msg.payload:
@@ -239,7 +262,7 @@ class DashboardIngest:
             if site_obj.site != parts[1]:
                 raise ValueError(f"site plan {site_obj.site!r} on topic of site {parts[1]!r}")
             self.store.set_site_plan(site_obj.to_dict(), f"mqtt:{msg.topic}")
-            self.stats.site_plans += 1
+            done.site_plans += 1
             return
         raise ValueError("unexpected topic")
 
