@@ -46,6 +46,11 @@ die() { echo "install.sh: error: $*" >&2; exit 2; }
 if [ -z "$DESTDIR" ] && [ "$SYSTEM" = 1 ] && [ "$(id -u)" -ne 0 ]; then
   die "run as root (sudo), or use --destdir DIR --no-system for a throwaway root"
 fi
+if [ -n "$DESTDIR" ] && [ "$SYSTEM" = 1 ]; then
+  # A staging root: the user, ownership and systemctl belong to the target system's first boot.
+  say "--destdir: not creating the user or touching systemd on this machine (as --no-system)"
+  SYSTEM=0
+fi
 ROOT="${DESTDIR%/}"
 OPT="$ROOT$PREFIX"
 ETC="$ROOT/etc/edge-agent"
