@@ -36,7 +36,7 @@ with a calibrated tracker of independent errors one cell is truer up to 6 m (its
 blurs the map), while the tracker's lost stretches have structured errors that spreading hedges."""
 DISTANCE_CHORD_S = 5.0
 """Distance is the mean speed along a 5 s chord of the track: step-by-step sums count position
-jitter as travel (+10..35 % measured), longer chords cut corners; 5 s measured best (+-12 %)."""
+jitter as travel (+45 % measured), longer chords cut corners; 5 s measured best overall."""
 DEFAULT_STEP_S = 1.0
 """The tracker's period: what the very last estimate covers when no step has been seen yet."""
 
