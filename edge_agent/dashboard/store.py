@@ -136,6 +136,8 @@ class DashboardStore:
         """
         db = self._db()
         stored = dups = 0
+        zone_rows: list[tuple[str, str, float, str, float, float, float]] = []
+        last_end: dict[tuple[str, str], float] = {}
         with db:
             for k, w in enumerate(windows):
                 text = (payload_json[k] if payload_json is not None
@@ -150,18 +152,22 @@ class DashboardStore:
                     dups += 1
                     continue
                 stored += 1
-                db.executemany(
-                    "INSERT OR IGNORE INTO window_zones (window_id, site, start, zone, dwell_s, "
-                    "moving_s, idle_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(w.id, w.site, w.start, name, z[0], z[1], z[2])
-                     for name, z in w.zones.items()])
-                db.execute(
-                    "INSERT INTO agents (site, agent, last_window_end) VALUES (?, ?, ?) "
-                    "ON CONFLICT (site, agent) DO UPDATE SET last_window_end = "
-                    "max(coalesce(last_window_end, excluded.last_window_end), "
-                    "excluded.last_window_end)", (w.site, w.agent, w.end))
-                db.execute("INSERT OR IGNORE INTO sites (site, plan, source) VALUES (?, NULL, ?)",
-                           (w.site, "windows"))
+                zone_rows.extend((w.id, w.site, w.start, name, z[0], z[1], z[2])
+                                 for name, z in w.zones.items())
+                key = (w.site, w.agent)
+                last_end[key] = max(last_end.get(key, w.end), w.end)
+            # Per batch, not per window: one row per zone, one upsert per agent and site.
+            db.executemany(
+                "INSERT OR IGNORE INTO window_zones (window_id, site, start, zone, dwell_s, "
+                "moving_s, idle_s) VALUES (?, ?, ?, ?, ?, ?, ?)", zone_rows)
+            db.executemany(
+                "INSERT INTO agents (site, agent, last_window_end) VALUES (?, ?, ?) "
+                "ON CONFLICT (site, agent) DO UPDATE SET last_window_end = "
+                "max(coalesce(last_window_end, excluded.last_window_end), "
+                "excluded.last_window_end)",
+                [(site, agent, end) for (site, agent), end in last_end.items()])
+            db.executemany("INSERT OR IGNORE INTO sites (site, plan, source) VALUES (?, NULL, ?)",
+                           [(site, "windows") for site in {site for site, _ in last_end}])
             if stored:
                 db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
         return AddResult(stored, dups)
