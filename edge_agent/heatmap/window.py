@@ -247,6 +247,8 @@ class _PayloadReader:
             zd = self.obj(z, f"zones.{name}")
             zd_s, zm_s, zi_s = (self.seconds(zd, k, f"zones.{name}.{k}")
                                 for k in ("dwell_s", "moving_s", "idle_s"))
+            if to_ms(zm_s) + to_ms(zi_s) != to_ms(zd_s):
+                raise self.fail("dwell_s must equal moving_s + idle_s", f"zones.{name}", dict(zd))
             zones[str(name)] = (zd_s, zm_s, zi_s)
         if sum(to_ms(c[0]) for c in cells.values()) != to_ms(tot["dwell_s"]):
             raise self.fail("cells must add up to totals.dwell_s", "cells", len(cells))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge_agent.estimate import Estimate
 from edge_agent.heatmap.accumulator import WindowAccumulator
@@ -170,3 +172,44 @@ def test_same_estimates_give_identical_windows_and_bytes(site: Site) -> None:
     b = run(WindowAccumulator(site, "fl-01"), seq)
     assert [w.id for w in a] == [w.id for w in b]
     assert [encode_window(w) for w in a] == [encode_window(w) for w in b]
+
+
+@st.composite
+def estimate_streams(draw: st.DrawFn) -> list[Estimate]:
+    """Mostly 1 Hz estimates with gaps, invalid stretches, jitter and a few swapped neighbours."""
+    t = T0 + draw(st.integers(0, 119)) + draw(st.sampled_from([0.0, 0.25, 0.5]))
+    out: list[Estimate] = []
+    for _ in range(draw(st.integers(1, 150))):
+        t += draw(st.sampled_from([1.0, 1.0, 1.0, 0.5, 1.5, 3.0, 400.0]))
+        out.append(est(t, x=draw(st.floats(-10, 110)), y=draw(st.floats(-10, 100)),
+                       moving=draw(st.booleans()), sigma=draw(st.sampled_from([0.5, 4.0, 8.0])),
+                       valid=draw(st.booleans()) or draw(st.booleans())))
+    for i in draw(st.lists(st.integers(0, len(out) - 2), max_size=3)) if len(out) > 1 else []:
+        out[i], out[i + 1] = out[i + 1], out[i]
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(estimate_streams())
+def test_windows_are_consistent_for_any_stream(seq: list[Estimate]) -> None:
+    site = site_from_dict({"site": "plant-a", "origin": {"lat": 47.47, "lon": 6.81},
+                           "bounds": {"xmin": 0, "ymin": 0, "xmax": 100, "ymax": 90},
+                           "zones": [{"name": "hall",
+                                      "polygon": [[0, 0], [100, 0], [100, 90], [0, 90]]}]})
+    acc = WindowAccumulator(site, "fl-01")
+    ws = run(acc, seq)
+    assert acc.stats.late == 0  # swaps of neighbours stay within the 5 s grace
+    assert [w.start for w in ws] == sorted({w.start for w in ws})
+    assert len({w.id for w in ws}) == len(ws)
+    for w in ws:
+        assert w.end - w.start == 60.0 and w.start % 60 == 0
+        ms = round(w.dwell_s * 1000)
+        assert ms == round(w.moving_s * 1000) + round(w.idle_s * 1000)
+        assert ms == sum(round(d * 1000) for d, _ in w.cells.values())
+        assert all(0 <= m <= d for d, m in w.cells.values())
+        assert 0 <= ms + round(w.no_position_s * 1000) <= 60_000
+        assert Window.from_payload(w.to_payload()) == w
+    if ws:
+        merged = merge_windows(ws)
+        valid_s = sum(1 for e in seq if e.valid)
+        assert merged.dwell_s <= 2.0 * valid_s  # each estimate holds at most MAX_HOLD_S

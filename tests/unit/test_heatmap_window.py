@@ -120,6 +120,7 @@ def test_heatmap_json_has_exactly_the_spec_keys() -> None:
     (("totals", "distance_m"), float("nan"), "totals.distance_m"),
     (("id",), "", "id"),
     (("zones",), [], "zones"),
+    (("zones", "hall", "idle_s"), 7.0, "zones.hall"),
     (("end",), T0 - 1, "end"),
 ])
 def test_malformed_payload_is_an_input_error_naming_the_field(path: tuple[str, ...], value: Any,
