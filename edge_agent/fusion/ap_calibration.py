@@ -12,19 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_agent.fusion.models import Array, IntArray
 
-MIN_SAMPLES = 25
-"""An emitter needs this many confident moving seconds (fed one in three) before it can be
-declared moved: about two and a half minutes of driving."""
-FORGET_PER_SAMPLE = 0.995
-"""Evidence fades with a time constant of about 200 samples (10 minutes of driving), so a recent
-move is not outvoted by old evidence."""
+MIN_SAMPLES = 60
+"""An emitter needs this many confident seconds of driving before it can be declared moved."""
+FORGET_PER_SAMPLE = 0.998
+"""Evidence fades with a time constant of about 500 samples (15-20 minutes of driving), so a
+recent move is not outvoted by old evidence."""
 MOVED_MIN_DISTANCE_M = 8.0
 """Closer than this to the survey, a better-fitting spot is shadowing, not a move."""
-MOVED_LLR = 30.0
-"""Log-likelihood ratio (best spot vs surveyed spot) that declares a move: about 1e-13 odds."""
+MOVED_LLR = 50.0
+"""Log-likelihood ratio (best spot vs surveyed spot) that declares a move. Seconds are not
+independent (shadowing is shared by neighbouring places), so this is far above a nominal 1e-9."""
 RESIDUAL_CLIP_DB = 15.0
 """Beyond this a residual is an outlier (a truck parked in front of the AP), not geometry."""
 
@@ -43,7 +44,10 @@ class ApMonitor:
     """Moved-emitter search on candidate positions; `usable` masks the emitters still trusted."""
 
     def __init__(self, keys: list[str], ex_m: Array, ey_m: Array, ez_m: Array, p1m_dbm: Array,
-                 n: Array, cand_x_m: Array, cand_y_m: Array, rx_height_m: float) -> None:
+                 n: Array, cand_x_m: Array, cand_y_m: Array, rx_height_m: float,
+                 allowed: npt.NDArray[np.bool_] | None = None) -> None:
+        """`allowed` (emitters x candidates): where each emitter may have been moved to (an AP
+        in the hall stays in the hall); default everywhere."""
         self.emitters = [EmitterHealth(k) for k in keys]
         self.usable = np.ones(len(keys), dtype=bool)
         # candidate 0 of every emitter is its surveyed position
@@ -51,6 +55,9 @@ class ApMonitor:
                                                                            cand_x_m.size))], 1)
         self.cy = np.concatenate([ey_m[:, None], np.broadcast_to(cand_y_m, (len(keys),
                                                                            cand_y_m.size))], 1)
+        self.allowed = np.ones(self.cx.shape, dtype=bool)
+        if allowed is not None:
+            self.allowed[:, 1:] = allowed
         self.dz2 = ((ez_m - rx_height_m) ** 2)[:, None]
         self.p1m = p1m_dbm
         self.n = n
@@ -84,7 +91,7 @@ class ApMonitor:
             if e.samples < MIN_SAMPLES:
                 continue
             # offset profiled out: SSE about the mean residual, per candidate
-            sse = self.s2[i] - self.s1[i] ** 2 / self.cnt[i]
+            sse = np.where(self.allowed[i], self.s2[i] - self.s1[i] ** 2 / self.cnt[i], np.inf)
             best = int(np.argmin(sse[1:])) + 1
             e.llr = float((sse[0] - sse[best]) / (2.0 * sigma_db[keep][j] ** 2))
             e.best_xy = (float(self.cx[i, best]), float(self.cy[i, best]))

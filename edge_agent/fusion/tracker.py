@@ -44,10 +44,11 @@ class TrackerParams:
     learn_offsets_moving_only: bool = True  # standing still, offsets and place are confounded
     shadow_corr_m: float = 5.0  # shadowing decorrelates over about this distance ...
     shadow_max_corr_s: float = 20.0  # ... and standing still, count a second as 1/20 of one
+    idle_repeat_start_s: float = 1.0  # ... after the first ones at a place (see _shadow_repeat)
     offset_walk_db_per_sqrt_s: float = 0.02  # offsets drift slowly (temperature, furniture)
     wall_loss_prior_db: float = 10.0  # an exterior wall: 5-15 dB at 2.4 GHz
     wall_loss_sigma_db: float = 6.0
-    accel_sigma_mps2: float = 0.6  # a loaded forklift accelerates gently
+    accel_sigma_mps2: float = 1.5  # trucks brake at 1.2 m/s², turn at junctions: lag costs most
     idle_accel_sigma_mps2: float = 0.05  # standing: almost no motion allowed
     max_speed_mps: float = 5.0  # 18 km/h, above any plant speed limit
     wifi_floor_dbm: float = -92.0  # receiver sensitivity until frames show a lower one
@@ -60,7 +61,7 @@ class TrackerParams:
     grid_spread_m: float = 2.0  # how far the truck may have gone in one second (1 sigma)
     grid_reset_mass: float = 0.02  # EKF reset when the grid puts less than this near it ...
     grid_reset_patience_s: int = 3  # ... for this many seconds in a row
-    confident_sigma_m: float = 4.0  # the NIS monitor only learns when the track is this good
+    confident_sigma_m: float = 5.0  # the moved-AP search only learns when the track is this good
     fading_start_db2: float = 5.0  # frame-pair fading power: standing ~1, driving 10-50 ...
     fading_stop_db2: float = 3.0  # ... declare moving above 5, idle again below 3
     motion_half_s: int = 3  # the drift test compares the last 3 s with the 3 s before
@@ -77,8 +78,10 @@ FADING_PAIR_MAX_S = 0.3
 GRID_RECALIBRATE_S = 60.0
 """Offsets move by a fraction of a dB a minute: refreshing the grid's tables faster buys nothing."""
 OFFSET_LEARN_EVERY_S = 3
-"""Offsets are learnt (and the moved-emitter search fed) every third second: they change slowly,
-and these are the most expensive updates (one row per heard emitter)."""
+"""Offsets are learnt every third second: they change slowly, and this is the most expensive
+update (one row per heard emitter)."""
+MOVED_SEARCH_STEP_M = 6.0
+"""Candidate spacing of the moved-emitter search: a move worth reporting is 10 m or more."""
 GRID_EXTRA_VAR_DB2 = 4.0
 """Model error the coarse grid must tolerate beyond the EKF's (path-loss exponent, cell size)."""
 MISS_EXTRA_SIGMA_DB = 3.0
@@ -167,8 +170,16 @@ class Tracker:
                                self.indoor_emitter, p.aisle_off_penalty)
         self.fine = GridFilter(site, p.fix_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
                                self.indoor_emitter, p.aisle_off_penalty)
+        bb = site.bounds
+        cgx, cgy = np.meshgrid(np.arange(bb.xmin + MOVED_SEARCH_STEP_M / 2, bb.xmax,
+                                         MOVED_SEARCH_STEP_M),
+                               np.arange(bb.ymin + MOVED_SEARCH_STEP_M / 2, bb.ymax,
+                                         MOVED_SEARCH_STEP_M))
+        cand_indoor = np.array([site.is_indoor(float(x), float(y))
+                                for x, y in zip(cgx.ravel(), cgy.ravel(), strict=True)])
         self.monitor = ApMonitor(keys, self.ex, self.ey, np.array(ez), self.p1m, self.n,
-                                 self.grid.cx, self.grid.cy, p.receiver_height_m)
+                                 cgx.ravel(), cgy.ravel(), p.receiver_height_m,
+                                 cand_indoor[None, :] == self.indoor_emitter[:, None])
         self.motion = MotionDetector(self.k, p.motion_half_s, p.moving_start_stat,
                                      p.moving_stop_stat, p.fading_start_db2, p.fading_stop_db2)
         self._last_frame_t = [-1e18] * self.k
@@ -177,6 +188,7 @@ class Tracker:
         self._pairs = 0
         self.ekf: Ekf | None = None  # x, y, vx, vy
         self._cal_dt = 0.0
+        self._idle_s = 0.0
         self.cal = self._new_calibration()  # offsets of every emitter, then the wall loss
         # epoch accumulation
         self._epoch: int | None = None
@@ -290,6 +302,7 @@ class Tracker:
 
         gxy = np.array([fixes[-1].x_m, fixes[-1].y_m]) if fixes else None
         was_moving = self.motion.moving
+        self._idle_s = 0.0 if was_moving else self._idle_s + dt
         self.motion.update(h_idx, z, gxy, fixes[-1].sigma_m if fixes else 0.0, self._pair_sum,
                            self._pairs)
         self._pair_sum = 0.0
@@ -338,10 +351,8 @@ class Tracker:
         """The RSSI fix as a position measurement. Shadowing is a property of the place:
         standing still, second after second repeats the same error, so a second counts once per
         shadowing correlation length travelled, not once per second."""
-        p = self.p
         x = ekf.x
-        speed = float(np.hypot(x[2], x[3])) if self.motion.moving else 0.0
-        tau_s = min(max(p.shadow_corr_m / max(speed, 1e-3), 1.0), p.shadow_max_corr_s)
+        tau_s = self._shadow_repeat(ekf)
         h = x[:2].copy()
         ekf.update(np.array([fix[0], fix[1]]), lambda _x: h, lambda _x: _H_POS, fix[2] * tau_s)
 
@@ -350,6 +361,16 @@ class Tracker:
         if self._cal_dt > 0:
             self.cal.predict(self._cal_eye, self._cal_q * self._cal_dt)
             self._cal_dt = 0.0
+
+    def _shadow_repeat(self, ekf: Ekf) -> float:
+        """How many seconds share this second's shadowing: moving, the time to cross one
+        correlation length; standing, the n-th second at the place repeats n - 1 before it (its
+        first second is fresh information, the rest mostly not)."""
+        p = self.p
+        if self.motion.moving:
+            speed = float(np.hypot(ekf.x[2], ekf.x[3]))
+            return min(max(p.shadow_corr_m / max(speed, 1e-3), 1.0), p.shadow_max_corr_s)
+        return min(p.idle_repeat_start_s + self._idle_s, p.shadow_max_corr_s)
 
     def _learn_offsets(self, ekf: Ekf, idx: IntArray, z: Array, ncount: Array) -> None:
         """Offsets and wall loss from this second's residuals at the tracked position. The
@@ -373,8 +394,7 @@ class Tracker:
         hj = np.zeros((m, self.k + 1))
         hj[np.arange(m), idx] = deriv
         hj[:, self.i_wall] = -deriv * wall
-        speed = float(np.hypot(x[2], x[3])) if self.motion.moving else 0.0
-        tau_s = min(max(p.shadow_corr_m / max(speed, 1e-3), 1.0), p.shadow_max_corr_s)
+        tau_s = self._shadow_repeat(ekf)
         gpx = deriv * gx
         gpy = deriv * gy
         pp = ekf.P
@@ -398,7 +418,7 @@ class Tracker:
     def _watch_emitters(self, ekf: Ekf, st: _Step) -> None:
         """Feed the moved-emitter search with confident, moving seconds (standing still, one
         place says nothing about where an AP hangs)."""
-        if not self.motion.moving or st.idx.size == 0 or int(st.t) % OFFSET_LEARN_EVERY_S:
+        if not self.motion.moving or st.idx.size == 0:
             return
         x = ekf.x
         if (ekf.P[0, 0] + ekf.P[1, 1]) / 2.0 > self.p.confident_sigma_m ** 2:
