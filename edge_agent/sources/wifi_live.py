@@ -264,7 +264,7 @@ class IwBss:
 
 _IW_BSS = re.compile(r"^BSS ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5})")
 _IW_FREQ = re.compile(r"^\s+freq:\s*(\d+)(?:\.\d+)?\s*$")
-_IW_SIGNAL = re.compile(r"^\s+signal:\s*(-?\d+)\.(-?\d+)\s*dBm")
+_IW_SIGNAL = re.compile(r"^\s+signal:\s*(-?\d+)(?:\.(-?\d+))?\s*dBm")
 _IW_SEEN = re.compile(r"^\s+last seen:\s*(\d+)\s*ms ago")
 _IW_SSID = re.compile(r"^\s+SSID: ?(.*)$")
 _IW_DS = re.compile(r"^\s+DS Parameter set: channel (\d+)")
@@ -299,8 +299,9 @@ def parse_iw_scan(text: str) -> list[IwBss]:
     return out
 
 
-def _iw_signal(whole: str, frac: str) -> float:
+def _iw_signal(whole: str, frac: str | None) -> float:
     # iw prints mBm with "%d.%.2d", so -45.5 dBm comes out as "-45.-50"
+    frac = frac or "0"
     value = abs(int(whole)) + abs(int(frac)) / 100.0
     return -value if whole.startswith("-") or frac.startswith("-") else value
 

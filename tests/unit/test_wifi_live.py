@@ -67,6 +67,9 @@ def test_iw_signal_with_negative_hundredths() -> None:
     # iw prints mBm with "%d.%.2d": -4550 mBm comes out as "-45.-50"
     text = "BSS 02:00:00:00:00:01(on wlan0)\n\tfreq: 2412.0\n\tsignal: -45.-50 dBm\n"
     assert parse_iw_scan(text) == [IwBss("02:00:00:00:00:01", "", 2412, -45.5)]
+    assert parse_iw_scan(text.replace("-45.-50", "-61"))[0].signal_dbm == -61.0
+    unspec = "BSS 02:00:00:00:00:01(on wlan0)\n\tsignal: 60/100\n"  # no dBm from this driver
+    assert parse_iw_scan(unspec)[0].signal_dbm is None
 
 
 def test_iw_polls_use_last_seen_time_and_drop_cached_repeats() -> None:
