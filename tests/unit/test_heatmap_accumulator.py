@@ -185,7 +185,8 @@ def estimate_streams(draw: st.DrawFn) -> list[Estimate]:
                        moving=draw(st.booleans()), sigma=draw(st.sampled_from([0.5, 4.0, 8.0])),
                        valid=draw(st.booleans()) or draw(st.booleans())))
     for i in draw(st.lists(st.integers(0, len(out) - 2), max_size=3)) if len(out) > 1 else []:
-        out[i], out[i + 1] = out[i + 1], out[i]
+        if abs(out[i + 1].t - out[i].t) <= 3.0:  # within the grace period
+            out[i], out[i + 1] = out[i + 1], out[i]
     return out
 
 
