@@ -21,6 +21,11 @@ SHADOW_FEATURES = 128
 """Random Fourier features per field: enough for the correlation to be right within a few %."""
 FADING_WAVES = 12
 """Plane waves per fading field: Clarke's model converges to Rayleigh statistics by about 8."""
+DYNAMIC_WAVES = 4
+"""Of those, the ones scattered by moving things (people, trucks): they change in time."""
+DYNAMIC_SHARE = 0.1
+"""Share of the scattered power that moves: a standing receiver sees a temporal Rician K of
+~15 dB (a dB or two of flutter), as measured in halls, not a new fade every second."""
 SPEED_OF_LIGHT_MPS = 299_792_458.0
 
 
@@ -66,8 +71,9 @@ def rician_log_mean_db(k_factor_db: float) -> float:
 class FadingField:
     """Rician multipath: |h(p, t)|^2 in dB with its log-mean removed.
 
-    Scattered part: plane waves with random arrival angles and phases, each with a slow Doppler
-    from the moving environment; LOS part of power K/(K+1). One field per emitter and channel.
+    Scattered part: plane waves with random arrival angles and phases, a few of them (a small
+    share of the power) with a slow Doppler from the moving environment; LOS part of power
+    K/(K+1). One field per emitter and channel.
     """
 
     k_factor_db: float
@@ -83,18 +89,21 @@ class FadingField:
              env_doppler_hz: float, log_mean_db: float) -> FadingField:
         k_wave = 2 * math.pi * freq_mhz * 1e6 / SPEED_OF_LIGHT_MPS
         ang = rng.uniform(0, 2 * math.pi, FADING_WAVES)
+        env = rng.uniform(-env_doppler_hz, env_doppler_hz, FADING_WAVES)
+        env[DYNAMIC_WAVES:] = 0.0
         return cls(k_factor_db, k_wave * np.cos(ang), k_wave * np.sin(ang),
-                   rng.uniform(0, 2 * math.pi, FADING_WAVES),
-                   rng.uniform(-env_doppler_hz, env_doppler_hz, FADING_WAVES),
+                   rng.uniform(0, 2 * math.pi, FADING_WAVES), env,
                    float(rng.uniform(0, 2 * math.pi)), log_mean_db)
 
     def __call__(self, x_m: Array, y_m: Array, t_s: Array) -> Array:
         k = 10 ** (self.k_factor_db / 10)
         arg = (np.multiply.outer(x_m, self.kx) + np.multiply.outer(y_m, self.ky)
                + np.multiply.outer(t_s, 2 * math.pi * self.env_hz) + self.phase)
-        re = np.cos(arg).sum(axis=-1)
-        im = np.sin(arg).sum(axis=-1)
-        scale = math.sqrt(1.0 / ((k + 1) * FADING_WAVES))
+        w = np.full(FADING_WAVES, math.sqrt((1 - DYNAMIC_SHARE) / (FADING_WAVES - DYNAMIC_WAVES)))
+        w[:DYNAMIC_WAVES] = math.sqrt(DYNAMIC_SHARE / DYNAMIC_WAVES)
+        re = np.cos(arg) @ w
+        im = np.sin(arg) @ w
+        scale = math.sqrt(1.0 / (k + 1))
         los = math.sqrt(k / (k + 1))
         p = (los * math.cos(self.los_phase) + scale * re) ** 2 \
             + (los * math.sin(self.los_phase) + scale * im) ** 2

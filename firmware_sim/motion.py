@@ -32,6 +32,8 @@ class MotionParams:
     lateral_accel_mps2: float = 0.7  # tip-over stability limits cornering speed
     turn_radius_m: float = 2.5  # a forklift turns on a tight radius
     step_m: float = 0.25  # spacing of the knots along a drive
+    stop_spread_m: float = 0.3  # where a truck stops at a place varies by this (1 sigma, per axis)
+    lateral_sway_m: float = 0.3  # how far off the aisle's centre line a leg may run (1 sigma)
     loaded_speed_factor: float = 0.85  # carrying a load: drivers go slower
     yield_prob_per_node: float = 0.04  # stop at a junction for a pedestrian or another truck
     yield_s: tuple[float, float] = (2.0, 8.0)
@@ -107,13 +109,24 @@ class _Builder:
         self.ys.append(y)
         self.vs.append(v)
 
-    def drive(self, pts: list[tuple[float, float]], speeds: list[float],
-              mp: MotionParams) -> None:
+    def drive(self, pts: list[tuple[float, float]], speeds: list[float], mp: MotionParams,
+              end_offset: tuple[float, float] = (0.0, 0.0), wobble_m: float = 0.0) -> None:
+        """Drive the node polyline pts, from where the truck really is (self.p, possibly off
+        the node) to pts[-1] + end_offset, swaying wobble_m across the line mid-leg: drivers
+        neither follow the paint nor stop on the same spot twice."""
         t, x, y, v = drive_profile(pts, speeds, mp)
         if len(t) > 1:
+            s = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))))
+            u = s / s[-1] if s[-1] > 0 else np.zeros(len(s))
+            nx, ny = -np.gradient(y), np.gradient(x)
+            norm = np.maximum(np.hypot(nx, ny), 1e-12)
+            d0 = (self.p[0] - pts[0][0], self.p[1] - pts[0][1])
+            sway = wobble_m * np.sin(np.pi * u)
+            x = x + d0[0] * (1 - u) + end_offset[0] * u + sway * nx / norm
+            y = y + d0[1] * (1 - u) + end_offset[1] * u + sway * ny / norm
             self._add(self.t + t[1:], x[1:], y[1:], v[1:])
             self.t += float(t[-1])
-        self.p = pts[-1]
+            self.p = (float(x[-1]), float(y[-1]))
 
     def track(self) -> Track:
         return Track(np.concatenate(self.ts), np.concatenate(self.xs), np.concatenate(self.ys),
@@ -209,7 +222,9 @@ def plan_track(plant: Plant, mp: MotionParams, rng: np.random.Generator, t0: flo
                 pts = [g.nodes[i] for i in leg]
                 speeds = [min(g.edge_speed(i, j) * factor, MAX_SPEED_MPS)
                           for i, j in itertools.pairwise(leg)]
-                b.drive(pts, speeds, mp)
+                off = np.clip(rng.normal(0.0, mp.stop_spread_m, 2), -0.8, 0.8)
+                sway = float(np.clip(rng.normal(0.0, mp.lateral_sway_m), -0.8, 0.8))
+                b.drive(pts, speeds, mp, (float(off[0]), float(off[1])), sway)
                 if not last:
                     b.stop(rng.uniform(*mp.yield_s))
                 leg = [path[k]]

@@ -169,7 +169,9 @@ def test_sensitivity_censors_weak_frames_and_rssi_is_integer(shift: SimRun) -> N
     _, rssi, *_ = wifi_arrays(shift)
     link = shift.scenario.wifi.link
     assert np.all(rssi == np.round(rssi))
-    assert rssi.min() >= link.sensitivity_dbm - 5 * link.sensitivity_soft_db
+    # a soft threshold: a few frames are decoded below the nominal sensitivity, none far below
+    assert rssi.min() >= link.sensitivity_dbm - 8 * link.sensitivity_soft_db
+    assert (rssi < link.sensitivity_dbm - 3 * link.sensitivity_soft_db).mean() < 0.005
     assert (rssi < link.sensitivity_dbm).mean() < 0.03
 
 
