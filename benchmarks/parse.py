@@ -95,7 +95,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="runs of each; the best counts")
     args = ap.parse_args()
 
-    from scapy.layers.dot11 import Dot11Elt, RadioTap
+    from scapy.layers.dot11 import Dot11Beacon, Dot11Elt, Dot11ProbeResp, RadioTap
     from scapy.utils import PcapReader, RawPcapReader
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,8 +131,9 @@ def main() -> int:
                 for i, pkt in enumerate(r):
                     if i >= n_dissect:
                         break
-                    if pkt.haslayer(RadioTap):
-                        _ = (pkt[RadioTap].dBm_AntSignal, pkt.addr2, pkt[Dot11Elt].info)
+                    if pkt.haslayer(Dot11Beacon) or pkt.haslayer(Dot11ProbeResp):
+                        elt = pkt.getlayer(Dot11Elt)
+                        _ = (pkt[RadioTap].dBm_AntSignal, pkt.addr2, elt.info if elt else b"")
 
         runs: list[tuple[str, Callable[[], None], int]] = [
             ("scapy RawPcapReader, raw records only", raw_scapy, n),
