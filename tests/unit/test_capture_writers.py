@@ -206,3 +206,24 @@ def test_write_observations_bundle_round_trip(tmp_path: Path) -> None:
     assert abs(x - 10.0) < 0.01 and abs(y - 20.0) < 0.01
     assert msgs[3].status == "V"
     assert (tmp_path / "site.json").exists()
+
+
+def test_recorded_bundle_replays_to_the_recorded_observations(tmp_path: Path) -> None:
+    """What `edge-agent record` writes (write_observations_bundle) reads back through the agent's
+    Bundle: radio frames exactly, GNSS epochs to the centimetre."""
+    from edge_agent.bundle import Bundle
+    from firmware_sim import simulate
+
+    run = simulate("yard_trips", seed=7, duration_s=300)
+    write_observations_bundle(tmp_path, run.site, run.observations)
+    back = list(Bundle.open(tmp_path).observations())
+    radio = [o for o in run.observations if isinstance(o, WifiObs | BleObs)]
+    assert [o for o in back if isinstance(o, WifiObs | BleObs)] == radio
+    g_in = [o for o in run.observations if isinstance(o, GnssFix | GnssNoFix)]
+    g_out = [o for o in back if isinstance(o, GnssFix | GnssNoFix)]
+    assert sum(isinstance(o, GnssFix) for o in g_in) > 50
+    assert [(type(o), o.t) for o in g_out] == [(type(o), o.t) for o in g_in]
+    for a, b in zip(g_out, g_in, strict=True):
+        if isinstance(a, GnssFix) and isinstance(b, GnssFix):
+            assert abs(a.x_m - b.x_m) < 0.01 and abs(a.y_m - b.y_m) < 0.01
+            assert a.hdop == b.hdop and a.num_sats == b.num_sats
