@@ -150,6 +150,9 @@ class PcapReader:
         endian = "<"
         while pos < end:
             if pos + 12 > end:
+                if pos == 0:
+                    raise CaptureError(self.path, "pcapng section header is truncated",
+                                       field="header", value=end)
                 if count_errors:
                     self._truncated(f"block header at byte {pos} is cut off")
                 return
@@ -177,6 +180,9 @@ class PcapReader:
                     self._corrupt(pos, f"block length {total_len}")
                 return
             if pos + total_len > end:
+                if pos == 0:
+                    raise CaptureError(self.path, "pcapng section header is truncated",
+                                       field="block_total_length", value=total_len)
                 if count_errors:
                     self._truncated(f"last block at byte {pos} has {end - pos} of its "
                                     f"{total_len} bytes")

@@ -130,7 +130,9 @@ def test_corrupt_record_length_stops_reading(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("raw", [b"", b"\xd4\xc3", b"\xd4\xc3\xb2\xa1" + b"\0" * 10,
-                                 b"hello world, not a capture at all"])
+                                 b"hello world, not a capture at all",
+                                 b"\x0a\x0d\x0d\x0a\x1c\x00\x00\x00\x4d\x3c\x2b\x1a",
+                                 shb()[:20], b"\x0a\x0d\x0d\x0a\x1c\x00"])
 def test_no_header_is_a_capture_error_naming_the_file(tmp_path: Path, raw: bytes) -> None:
     p = write(tmp_path, raw, "broken.pcap")
     with pytest.raises(CaptureError, match=r"broken\.pcap"):
