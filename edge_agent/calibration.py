@@ -74,6 +74,9 @@ RSSI_1M_RANGE_DBM = (-90.0, -10.0)
 # position lies at least this far away. With a truck's few aisles as geometry, a free position
 # search "improves" the fit of most APs by moving them 5-30 m: the first test is what stops that.
 MOVED_MIN_RMS_DB = 6.5
+# ...and at least this many times the median RMS of its kind at their surveyed positions (a
+# high-bay store with 6 dB shadowing has every AP near 6.5 dB).
+MOVED_TYPICAL_FACTOR = 2.0
 MOVED_RMS_RATIO = 0.6
 MOVED_MIN_DISTANCE_M = 8.0
 # Position search grid for moved APs: coarse then fine, metres.
@@ -487,25 +490,33 @@ def pooled_exponent(parts: Iterable[tuple[FloatArray, FloatArray, FloatArray]], 
     return float(np.clip((num + lam * prior) / (den + lam), *PLE_RANGE))
 
 
+@dataclass(frozen=True)
+class _MoveCandidate:
+    xy: tuple[float, float]
+    fit: LogDistanceFit
+    rms_db: float  # robust RMS over the candidate's own places
+    rms_here_db: float  # at the surveyed position, over the places either fit uses
+    rms_there_db: float  # at the candidate, over the same places
+
+
 def _finish(p: _Prepared, *, site: Site, rx_height_m: float, floor_dbm: float | None,
-            ple_prior: float, locate_moved: bool) -> TransmitterFit:
+            ple_prior: float, locate_moved: bool) -> tuple[TransmitterFit, _MoveCandidate | None]:
+    """The fit at the surveyed position, and the best other position if one was searched."""
     nominal = p.nominal
     base = TransmitterFit(p.kind, p.key, "too_few_samples", p.n_samples, nominal.rssi_1m_dbm,
                           nominal.path_loss_exponent, nominal.rssi_1m_dbm,
                           nominal.path_loss_exponent, nominal_xy=(nominal.x, nominal.y))
     pl = p.places
     if p.n_samples < MIN_SAMPLES or len(pl.rssi_dbm) < MIN_PLACES:
-        return base
+        return base, None
     fit, d = _fit_places(pl, nominal.x, nominal.y, nominal.z, rx_height_m, floor_dbm,
                          ple_prior, PLE_PRIOR_SD)
     if fit is None:
-        return base
+        return base, None
     w = fit.weights
     nominal_rms = _robust_rms(pl.rssi_dbm, d, nominal.rssi_1m_dbm, nominal.path_loss_exponent, w)
     fitted_rms = _robust_rms(pl.rssi_dbm, d, fit.rssi_1m_dbm, fit.path_loss_exponent, w)
-    fitted_xy: tuple[float, float] | None = None
-    moved = False
-    evidence: tuple[float, float] | None = None
+    cand: _MoveCandidate | None = None
     if locate_moved and len(pl.rssi_dbm) >= 2 * MIN_PLACES:
         mx, my = _search_position(pl, nominal.z, rx_height_m, site, fit.path_loss_exponent,
                                   floor_dbm)
@@ -515,20 +526,41 @@ def _finish(p: _Prepared, *, site: Site, rx_height_m: float, floor_dbm: float | 
             if fit2 is not None:
                 # Compare both positions on the same places: those either fit used.
                 w_both = np.maximum(w, fit2.weights)
-                rms_here = _robust_rms(pl.rssi_dbm, d, fit.rssi_1m_dbm, fit.path_loss_exponent,
-                                       w_both)
-                rms2 = _robust_rms(pl.rssi_dbm, d2, fit2.rssi_1m_dbm, fit2.path_loss_exponent,
-                                   w_both)
-                evidence = (rms_here, rms2)
-                if rms_here >= MOVED_MIN_RMS_DB and rms2 < MOVED_RMS_RATIO * rms_here:
-                    moved, fitted_xy, fit = True, (mx, my), fit2
-                    fitted_rms = _robust_rms(pl.rssi_dbm, d2, fit2.rssi_1m_dbm,
-                                             fit2.path_loss_exponent, fit2.weights)
-    return TransmitterFit(p.kind, p.key, "offset_only" if fit.exponent_held else "fitted",
-                          p.n_samples, nominal.rssi_1m_dbm, nominal.path_loss_exponent,
-                          fit.rssi_1m_dbm, fit.path_loss_exponent, fit.rssi_1m_se_db, fit.ple_se,
-                          fitted_rms, nominal_rms, (nominal.x, nominal.y), fitted_xy, moved,
-                          evidence)
+                cand = _MoveCandidate(
+                    (mx, my), fit2,
+                    _robust_rms(pl.rssi_dbm, d2, fit2.rssi_1m_dbm, fit2.path_loss_exponent,
+                                fit2.weights),
+                    _robust_rms(pl.rssi_dbm, d, fit.rssi_1m_dbm, fit.path_loss_exponent, w_both),
+                    _robust_rms(pl.rssi_dbm, d2, fit2.rssi_1m_dbm, fit2.path_loss_exponent,
+                                w_both))
+    out = TransmitterFit(p.kind, p.key, "offset_only" if fit.exponent_held else "fitted",
+                         p.n_samples, nominal.rssi_1m_dbm, nominal.path_loss_exponent,
+                         fit.rssi_1m_dbm, fit.path_loss_exponent, fit.rssi_1m_se_db, fit.ple_se,
+                         fitted_rms, nominal_rms, (nominal.x, nominal.y), None, False,
+                         (cand.rms_here_db, cand.rms_there_db) if cand else None)
+    return out, cand
+
+
+def _decide_moves(fits: list[TransmitterFit],
+                  candidates: dict[tuple[str, str], _MoveCandidate]) -> list[TransmitterFit]:
+    """Mark as moved the transmitters that fit badly where surveyed, for their kind, and much
+    better elsewhere; their fit becomes the one at the found position."""
+    out = []
+    for f in fits:
+        c = candidates.get((f.kind, f.key))
+        typical = [g.residual_rms_db for g in fits if g.kind == f.kind
+                   and g.status in ("fitted", "offset_only") and not math.isnan(g.residual_rms_db)]
+        limit = max(MOVED_MIN_RMS_DB, MOVED_TYPICAL_FACTOR * float(np.median(typical))
+                    if typical else MOVED_MIN_RMS_DB)
+        if (c is not None and c.rms_here_db >= limit
+                and c.rms_there_db < MOVED_RMS_RATIO * c.rms_here_db):
+            f = replace(f, rssi_1m_dbm=c.fit.rssi_1m_dbm,
+                        path_loss_exponent=c.fit.path_loss_exponent,
+                        rssi_1m_se_db=c.fit.rssi_1m_se_db, ple_se=c.fit.ple_se,
+                        residual_rms_db=c.rms_db, fitted_xy=c.xy, moved=True,
+                        status="offset_only" if c.fit.exponent_held else "fitted")
+        out.append(f)
+    return out
 
 
 def model_error_db(rssi_1m_a: float, ple_a: float, rssi_1m_b: float, ple_b: float,
@@ -623,6 +655,7 @@ def calibrate(site: Site, observations: Iterable[Observation], positions: KnownP
             pooled[kind] = n_pooled
     # Pass 2: each transmitter with its exponent drawn towards the pooled one.
     fits: list[TransmitterFit] = []
+    candidates: dict[tuple[str, str], _MoveCandidate] = {}
     for kind, key, nominal in transmitters:
         prep = prepared.get((kind, key))
         if prep is None:
@@ -631,9 +664,14 @@ def calibrate(site: Site, observations: Iterable[Observation], positions: KnownP
                                        nominal.path_loss_exponent,
                                        nominal_xy=(nominal.x, nominal.y)))
             continue
-        fits.append(_finish(prep, site=site, rx_height_m=rx_height_m, floor_dbm=floors.get(kind),
-                            ple_prior=pooled.get(kind, nominal.path_loss_exponent),
-                            locate_moved=locate_moved))
+        tfit, cand = _finish(prep, site=site, rx_height_m=rx_height_m,
+                             floor_dbm=floors.get(kind),
+                             ple_prior=pooled.get(kind, nominal.path_loss_exponent),
+                             locate_moved=locate_moved)
+        fits.append(tfit)
+        if cand is not None:
+            candidates[(kind, key)] = cand
+    fits = _decide_moves(fits, candidates)
     return CalibrationResult(apply_fits(site, fits, move_aps=move_aps), fits, with_pos,
                              without_pos, floors, pooled)
 
