@@ -128,6 +128,11 @@ class ChannelHopper:
             if self.step() is None:
                 return
 
+    @property
+    def hopping(self) -> bool:
+        """True while the hopping thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

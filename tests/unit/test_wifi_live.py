@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -232,3 +233,25 @@ def test_monitor_on_a_missing_interface_is_a_source_error_before_any_tuning() ->
     with pytest.raises(SourceError, match="edgeagent-no-such-if0"):
         list(src)
     assert runner.calls == []
+
+
+def test_hopper_thread_keeps_hopping_until_stopped() -> None:
+    calls: list[str] = []
+    enough = threading.Event()
+
+    def runner(argv: Sequence[str]) -> str:
+        calls.append(argv[-1])
+        if len(calls) >= 5:
+            enough.set()
+        return ""
+
+    hopper = ChannelHopper("wlan1", [1, 6, 11], 0.001, runner, SourceStats())
+    hopper.start()
+    assert calls[:1] == ["1"]  # tuned before start() returns
+    assert enough.wait(timeout=30)
+    assert hopper.hopping
+    hopper.stop()
+    n = len(calls)
+    assert calls[:5] == ["1", "6", "11", "1", "6"]
+    assert not hopper.hopping
+    assert len(calls) == n  # nothing after stop()
