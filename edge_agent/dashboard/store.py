@@ -76,13 +76,29 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('version', 0);
 
 
 @dataclass(frozen=True, slots=True)
-class _Bucket:
-    """One hour's merged window, the stamp it was made from, its agents and window count."""
+class _Part:
+    """Windows of one grid merged: the merge, its agents and window count."""
 
-    stamp: tuple[int, int]
     window: Window
     agents: frozenset[str]
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """One hour's merges, one per grid (agents configured alike share one), and its stamp."""
+
+    stamp: tuple[int, int]
+    by_grid: dict[tuple[float, float, float], _Part]
+
+
+def _grid_key(w: Window) -> tuple[float, float, float]:
+    return (w.cell_m, w.x0, w.y0)
+
+
+def _merge_parts(parts: list[_Part]) -> _Part:
+    return _Part(merge_windows(p.window for p in parts),
+                 frozenset().union(*(p.agents for p in parts)), sum(p.count for p in parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,22 +294,30 @@ class DashboardStore:
             hit = self._cache.get(key)
         if hit is not None:
             return hit
-        parts: list[_Bucket] = []
+        grids: dict[tuple[float, float, float], list[_Part]] = {}
         for b, count, last_rowid in self._db().execute(
                 "SELECT bucket_of(start) AS b, count(*), max(rowid) FROM windows "
                 "WHERE site = ? AND start >= ? AND start < ? GROUP BY b ORDER BY b",
                 (site, _sql_bound(t0), _sql_bound(t1))).fetchall():
             lo, hi = max(t0, b * BUCKET_S), min(t1, (b + 1) * BUCKET_S)
-            parts.append(self._bucket(site, lo, hi, (count, last_rowid)))
-        if parts:
-            payload = merge_windows(p.window for p in parts).to_payload()
+            for grid, part in self._bucket(site, lo, hi, (count, last_rowid)).by_grid.items():
+                grids.setdefault(grid, []).append(part)
+        merged = sorted((_merge_parts(parts) for parts in grids.values()),
+                        key=lambda p: -p.count)
+        if merged:
+            # Agents with a different cell size or origin cannot be summed cell by cell: the
+            # map shows the grid most windows use and says how many it left out.
+            main = merged[0]
+            payload = main.window.to_payload()
             payload.pop("id", None)
-            agents = sorted(set().union(*(p.agents for p in parts)))
+            agents = sorted(main.agents)
+            left_out = sum(p.count for p in merged[1:])
         else:
             payload = self._empty_heatmap(site)
-            agents = []
+            agents, left_out = [], 0
         payload.update({"site": site, "agent": "*", "agents": agents,
-                        "windows": sum(p.count for p in parts),
+                        "windows": merged[0].count if merged else 0,
+                        "other_grid_windows": left_out,
                         "from": _json_bound(t0), "to": _json_bound(t1)})
         with self._cache_lock:
             if len(self._cache) >= HEATMAP_CACHE_SIZE:
@@ -310,8 +334,11 @@ class DashboardStore:
             if hit is not None and hit.stamp == stamp:
                 self._buckets.move_to_end(key)
                 return hit
-        wins = self.windows(site, lo, hi)
-        bucket = _Bucket(stamp, merge_windows(wins), frozenset(w.agent for w in wins), len(wins))
+        groups: dict[tuple[float, float, float], list[Window]] = {}
+        for w in self.windows(site, lo, hi):
+            groups.setdefault(_grid_key(w), []).append(w)
+        bucket = _Bucket(stamp, {g: _Part(merge_windows(ws), frozenset(w.agent for w in ws),
+                                          len(ws)) for g, ws in groups.items()})
         with self._cache_lock:
             self._buckets[key] = bucket
             while len(self._buckets) > BUCKET_CACHE_SIZE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,16 @@ def test_hour_merges_are_reused_until_a_late_window_lands_in_them(store: Dashboa
     expected = merge_windows(inside).to_payload()
     assert sorted(map(tuple, second["cells"])) == sorted(map(tuple, expected["cells"]))
     assert "fl-07" in second["agents"]
+
+
+def test_an_agent_on_another_grid_is_left_out_of_the_map_not_an_error(
+        store: DashboardStore) -> None:
+    wins = fleet_windows(2, 5, seed=6)
+    odd = [replace(w, id=w.id + "-1m", agent="fl-09", cell_m=1.0, nx=60, ny=40)
+           for w in fleet_windows(1, 3, seed=7)]
+    store.add_windows(wins + odd)
+    h = store.heatmap("plant-t", -math.inf, math.inf)
+    assert h["grid"]["cell_m"] == 2.0 and h["windows"] == 10
+    assert h["other_grid_windows"] == 3 and "fl-09" not in h["agents"]
+    u = store.utilisation("plant-t", -math.inf, math.inf)
+    assert u["totals"]["windows"] == 13  # the tables still count every window
