@@ -101,7 +101,8 @@
       const [util, heat] = await Promise.all([api("/api/utilisation", q), api("/api/heatmap", q)]);
       state.util = util; state.heat = heat;
       renderTables(); renderMap();
-      $("range-label").textContent = from === null ? "· all data" : `· ${fmtTime(from)} – ${fmtTime(to)}`;
+      $("range-label").textContent = (from === null ? "· all data" : `· ${fmtTime(from)} – ${fmtTime(to)}`) +
+        (heat.other_grid_windows ? ` · ${heat.other_grid_windows} windows on another grid not drawn` : "");
       state.loads++;
       setStatus(`Live · ${util.totals.windows} windows in range · updated ${new Date().toLocaleTimeString()}`);
     } catch (e) {
