@@ -36,6 +36,8 @@ class LinkModel:
     env_doppler_hz: float = 0.5  # people and trucks moving around a standing receiver
     body_pattern_db: float = 3.0  # front-to-back: the mast shades emitters ahead (zero-mean)
     rx_gain_sd_db: float = 1.5  # receivers of one model differ from each other by this
+    channel_gain_sd_db: float = 0.0  # per emitter and channel (BLE: antenna response over
+    # 2402-2480 MHz differs by a dB or two between advertising channels)
     rx_height_m: float = 2.0  # antenna on the overhead guard
 
 
@@ -52,6 +54,7 @@ class TrueEmitter:
     freqs_mhz: tuple[float, ...]
     shadow: ShadowField
     fading: dict[tuple[float, float], FadingField] = field(default_factory=dict)
+    channel_gain_db: dict[float, float] = field(default_factory=dict)  # zero-mean over channels
     # (freq, K) -> field: the hall's Rician K on line of sight, Rayleigh behind the wall
 
     @classmethod
@@ -64,6 +67,9 @@ class TrueEmitter:
             for k in (link.k_factor_db, RAYLEIGH_K_DB):
                 em.fading[(f, k)] = FadingField.draw(rng, f, k, link.env_doppler_hz,
                                                      _log_mean(k))
+        if link.channel_gain_sd_db > 0 and len(freqs_mhz) > 1:
+            g = rng.normal(0.0, link.channel_gain_sd_db, len(freqs_mhz))
+            em.channel_gain_db.update(zip(freqs_mhz, (g - g.mean()).tolist(), strict=True))
         return em
 
     def mean_rssi_dbm(self, x: Array, y: Array, plant: Plant | None, link: LinkModel,
@@ -99,9 +105,11 @@ class TrueEmitter:
         fade = np.zeros(len(x))
         for f in self.freqs_mhz:
             fsel = freq_mhz == f
+            if f in self.channel_gain_db:
+                fade[fsel] += self.channel_gain_db[f]
             for k, sel in ((link.k_factor_db, fsel & ~blocked), (RAYLEIGH_K_DB, fsel & blocked)):
                 if sel.any():
-                    fade[sel] = self.fading[(f, k)](x[sel], y[sel], t_rel_s[sel])
+                    fade[sel] += self.fading[(f, k)](x[sel], y[sel], t_rel_s[sel])
         rssi = rssi + fade
         p_detect = 1.0 / (1.0 + np.exp(-(rssi - link.sensitivity_dbm)
                                        / link.sensitivity_soft_db))
