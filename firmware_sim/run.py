@@ -33,6 +33,7 @@ from firmware_sim.seeds import stream
 from firmware_sim.world import World, build_world
 
 T0_S = 1795000000.0  # every run starts here (2026-11-18 ~11:06 UTC): fixed, so runs compare
+MAX_DURATION_S = 86400.0  # a day: about 5 GB of frames in memory is where it stops being useful
 RECEIVER_UERE_M = 4.0  # as the agent's NMEA reader: sigma = HDOP x UERE / sqrt(2) without GST
 
 
@@ -79,9 +80,13 @@ class SimRun:
         """Write site.json, wifi.pcap, ble.pcap (if any beacons), gps.nmea and truth.csv."""
         out = Path(out_dir)
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            self._write(out)
         except OSError as e:
-            raise InputError(out, f"cannot create the output folder: {e.strerror}") from None
+            raise InputError(out, f"cannot write the bundle: {e.strerror or e}") from None
+        return out
+
+    def _write(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
         self.site.save(out / "site.json")
         groups = []
         for c in self.wifi:
@@ -108,7 +113,6 @@ class SimRun:
             tr.t.tolist(), tr.x.tolist(), tr.y.tolist(), tr.speed.tolist(), tr.moving.tolist(),
             strict=True)]
         (out / "truth.csv").write_text("t,x,y,speed,moving\n" + "\n".join(rows) + "\n")
-        return out
 
 
 def scenario(name: str) -> Scenario:
@@ -127,8 +131,9 @@ def simulate(name: str | Scenario, seed: int = 0, duration_s: float | None = Non
     """
     sc = scenario(name) if isinstance(name, str) else name
     dur = float(sc.duration_s if duration_s is None else duration_s)
-    if not dur > 0:
-        raise InputError("--duration", "must be a positive number of seconds", value=duration_s)
+    if not 0 < dur <= MAX_DURATION_S:
+        raise InputError("--duration", f"must be between 0 and {MAX_DURATION_S:.0f} seconds",
+                         value=duration_s)
     plant = sc.plant()
     world = build_world(sc, plant, seed)
     key = sc.seed_key
