@@ -85,3 +85,40 @@ def test_fleet_live_gives_sources_per_agent_on_one_pacer() -> None:
     for th in threads:
         th.join(timeout=60)
     assert all(n > 0 for n in results.values()) and len(results) == 3
+
+
+def test_live_run_feeds_the_agents_live_loop_and_pipeline(tmp_path: object) -> None:
+    """The agent's own live loop (run_live) takes simulated sources like radios: everything the
+    sources yield reaches the pipeline, and heatmap windows come out."""
+    from pathlib import Path
+
+    from edge_agent.commands.run import run_live
+    from edge_agent.pipeline import Pipeline
+    from edge_agent.publish.forward import OutboxForwarder
+
+    run = simulate("indoor_shift", seed=3, duration_s=150)
+    sources = live_sources(run, speed=500.0, rebase=False)
+    fed: list[float] = []
+    windows = []
+
+    class Sink:
+        def put(self, window: object) -> None:
+            windows.append(window)
+
+        def close(self) -> str:
+            return "ok"
+
+    pipeline = Pipeline(run.site, "fl-01", window_sink=Sink())
+
+    def feed(o: object) -> None:
+        fed.append(o.t)  # type: ignore[attr-defined]
+        pipeline.feed(o)  # type: ignore[arg-type]
+
+    fwd = OutboxForwarder(Path(str(tmp_path)) / "outbox.db", None, run.site.site, "fl-01")
+    summary = run_live(sources, feed, fwd)
+    pipeline.close()
+    fwd.close(timeout_s=0.1)
+    assert summary.observations == len(run.observations) == len(fed)
+    assert sorted(fed) == [o.t for o in run.observations]  # (order is the live loop's job)
+    assert sum(s.stats.observations for s in sources) == len(run.observations)
+    assert windows  # at least the 60 s windows that closed
