@@ -15,13 +15,22 @@ from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
 from edge_agent.estimate import Estimate
-from edge_agent.heatmap.accumulator import DEFAULT_GRACE_S, WindowAccumulator
+from edge_agent.heatmap.accumulator import (
+    DEFAULT_GRACE_S,
+    MAX_HOLD_S,
+    OFFLINE_GAP_S,
+    WindowAccumulator,
+)
 from edge_agent.heatmap.grid import Grid
 from edge_agent.heatmap.window import Window, merge_windows
 from edge_agent.observations import Observation
 from edge_agent.site import Site
 
 POSITIONS_HEADER = "t,x,y,sigma_m,speed,moving"
+MAX_TIME_JUMP_S = 6 * 3600.0
+"""An observation more than 6 h after the previous one is a corrupt timestamp (fuzzed or glitched
+capture records carry years-off times) unless the next observation confirms the jump: the tracker
+would otherwise emit one estimate per second across it. Unconfirmed jumps are dropped, counted."""
 PROGRESS_EVERY = 5000
 """Observations between two progress-line refreshes: a few per second, not a flood of writes."""
 
@@ -61,6 +70,8 @@ class PipelineSummary:
     windows: int = 0
     late_estimates: int = 0
     duplicate_estimates: int = 0
+    time_jumps_dropped: int = 0
+    offline_gaps: int = 0
     first_t: float | None = None
     last_t: float | None = None
     heatmap: Window | None = None
@@ -95,15 +106,41 @@ class Pipeline:
         if self._positions is not None:
             self._positions.write(POSITIONS_HEADER + "\n")
         self._closed = False
+        self._held: Observation | None = None  # a far jump in time, until the next one confirms it
 
     def feed(self, obs: Observation) -> None:
         """One observation (time order); whatever it makes final flows on at once."""
         s = self.summary
         s.observations += 1
+        held, self._held = self._held, None
+        if s.last_t is not None and obs.t > s.last_t + MAX_TIME_JUMP_S:
+            if held is not None and abs(obs.t - held.t) <= MAX_TIME_JUMP_S:
+                self._process(held)  # confirmed: the data really resumes later
+            else:
+                if held is not None:
+                    s.time_jumps_dropped += 1
+                self._held = obs
+                return
+        elif held is not None:
+            s.time_jumps_dropped += 1
+        self._process(obs)
+
+    def _process(self, obs: Observation) -> None:
+        s = self.summary
+        silent_from: float | None = None
         if s.first_t is None:
             s.first_t = obs.t
+        elif s.last_t is not None and obs.t - s.last_t > OFFLINE_GAP_S:
+            # no observation at all for > OFFLINE_GAP_S: the agent (or its radios) was off; the
+            # tracker's per-second estimates across the silence used no data, so they are not
+            # passed on and the heatmap counts the gap as not covered (docs/heatmap.md)
+            silent_from = s.last_t + MAX_HOLD_S
+            s.offline_gaps += 1
         s.last_t = obs.t
-        self._estimates(self.tracker.process(obs))
+        estimates = self.tracker.process(obs)
+        if silent_from is not None:
+            estimates = [e for e in estimates if not silent_from < e.t < obs.t]
+        self._estimates(estimates)
 
     def feed_all(self, observations: Iterable[Observation]) -> None:
         for obs in observations:
@@ -114,6 +151,9 @@ class Pipeline:
         if self._closed:
             return self.summary
         self._closed = True
+        if self._held is not None:
+            self.summary.time_jumps_dropped += 1
+            self._held = None
         self._estimates(self.tracker.finish())
         self._windows(self.accumulator.flush())
         s = self.summary
@@ -178,7 +218,9 @@ class ReplaySummary:
             "bundle": self.bundle, "agent": self.agent, "sources": self.sources,
             "observations": p.observations, "estimates": p.estimates, "positions": p.positions,
             "windows": p.windows, "late_estimates": p.late_estimates,
-            "duplicate_estimates": p.duplicate_estimates, "first_t": p.first_t,
+            "duplicate_estimates": p.duplicate_estimates,
+            "time_jumps_dropped": p.time_jumps_dropped, "offline_gaps": p.offline_gaps,
+            "first_t": p.first_t,
             "last_t": p.last_t, "totals": totals, "zones": p.zones, "health": p.health,
             "sink": p.sink, "files": self.files,
         }

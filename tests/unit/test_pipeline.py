@@ -151,3 +151,31 @@ def test_real_tracker_is_the_default(site: Site) -> None:
     from edge_agent.fusion.tracker import Tracker
 
     assert isinstance(Pipeline(site, "fl-01").tracker, Tracker)
+
+
+def test_a_lone_timestamp_years_ahead_is_dropped_not_followed(site: Site) -> None:
+    obs = drive(120)
+    glitch = GnssFix(T0 + 30 * 365 * 86400.0, 50.0, 50.0, 1.0, 1.0, 1)  # a corrupt record time
+    obs.insert(60, glitch)
+    sink = RecordingSink()
+    pipe = Pipeline(site, "fl-01", GnssEchoTracker(), window_sink=sink)
+    pipe.feed_all(obs)
+    s = pipe.close()
+    assert s.time_jumps_dropped == 1
+    assert s.estimates == 120 and s.last_t == obs[-1].t
+    assert [w.start for w in sink.windows] == [T0, T0 + 60, T0 + 120]
+
+
+def test_a_jump_confirmed_by_the_next_observation_is_followed(site: Site) -> None:
+    later: list[Observation] = [GnssFix(T0 + 86400.0 + k, 20.0, 20.0, 1.0, 0.0, 1)
+                                for k in range(30)]
+    sink = RecordingSink()
+    pipe = Pipeline(site, "fl-01", GnssEchoTracker(), window_sink=sink)
+    pipe.feed_all(drive(60) + later)
+    s = pipe.close()
+    assert s.time_jumps_dropped == 0 and s.last_t == later[-1].t
+    assert s.offline_gaps == 1
+    assert s.heatmap is not None and s.heatmap.end == T0 + 86400.0 + 60
+    # the silent day is not covered: no windows full of no-position time
+    assert s.heatmap.dwell_s + s.heatmap.no_position_s <= 60 + 2 + 30
+    assert s.windows == 3
