@@ -73,6 +73,34 @@ def make_windows(n_trucks: int, n_per_truck: int, seed: int = 0) -> list[Window]
     return out
 
 
+def stored_now(store: DashboardStore) -> int:
+    return store.count_windows()
+
+
+def _thread_cpu_probe(ing: DashboardIngest) -> dict[str, float]:
+    """Per-thread CPU of an ingest: paho's network thread (MQTT parsing, PUBACKs) and the writer
+    (decode_window, SQLite), read with time.thread_time() inside each thread."""
+    out = {"net_cpu_s": 0.0, "writer_cpu_s": 0.0}
+    first: list[float] = []
+    on_message, handle_batch = ing._on_message, ing.handle_batch
+
+    def probe_message(client: Any, userdata: Any, msg: Any) -> None:
+        now = time.thread_time()
+        if not first:
+            first.append(now)
+        out["net_cpu_s"] = now - first[0]
+        on_message(client, userdata, msg)
+
+    def probe_batch(batch: Any) -> None:
+        t = time.thread_time()
+        handle_batch(batch)
+        out["writer_cpu_s"] += time.thread_time() - t
+
+    ing.client.on_message = probe_message
+    ing.handle_batch = probe_batch  # type: ignore[method-assign]
+    return out
+
+
 def _drain(db: str, url: str, client_id: str, stop: Any) -> None:
     """One dashboard instance in its own process (for the scale-out figure)."""
     ing = DashboardIngest(DashboardStore(db), url, client_id=client_id)
@@ -110,6 +138,7 @@ def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, fl
         pub.loop_stop()
         if instances == 1:
             second = DashboardIngest(store, broker.url, client_id=ids[0])
+            threads = _thread_cpu_probe(second)
             t0, cpu0 = time.perf_counter(), time.process_time()
             second.start()
             deadline = t0 + 300
@@ -118,6 +147,8 @@ def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, fl
             ingest_s = time.perf_counter() - t0
             cpu_s = time.process_time() - cpu0  # all threads of this process: load-independent
             second.stop()
+            net_us = threads["net_cpu_s"] / max(1, stored_now(store)) * 1e6
+            writer_us = threads["writer_cpu_s"] / max(1, stored_now(store)) * 1e6
         else:
             ctx = multiprocessing.get_context("spawn")
             stop = ctx.Event()
@@ -130,7 +161,7 @@ def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, fl
             while store.count_windows() < len(payloads) and time.perf_counter() < deadline:
                 time.sleep(0.01)
             ingest_s = time.perf_counter() - t0  # includes starting the processes
-            cpu_s = math.nan
+            cpu_s = net_us = writer_us = math.nan
             stop.set()
             for pr in procs:
                 pr.join(60)
@@ -139,6 +170,7 @@ def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, fl
         broker.stop()
     return {"windows": len(payloads), "stored": stored, "ingest_s": ingest_s,
             "ingest_per_s": stored / ingest_s, "per_cpu_s": stored / cpu_s,
+            "net_thread_us": net_us, "writer_thread_us": writer_us,
             "publish_per_s": len(payloads) / pub_s,
             "payload_bytes_mean": statistics.mean(len(p) for _, p in payloads)}
 
@@ -205,7 +237,9 @@ def main() -> int:
               f"(target >= 5000; publisher alone {ing['publish_per_s']:.0f}/s; "
               f"payload {ing['payload_bytes_mean']:.0f} B)")
         print(f"ingest per CPU-second of the dashboard process (all its threads; what one "
-              f"free core gives): {ing['per_cpu_s']:.0f} windows/s")
+              f"free core gives): {ing['per_cpu_s']:.0f} windows/s; CPU per window: network "
+              f"thread {ing['net_thread_us']:.0f} us, writer thread "
+              f"{ing['writer_thread_us']:.0f} us")
         if args.instances > 1:
             many = bench_ingest(work, args.windows, args.instances)
             print(f"ingest, {args.instances} instances in one share group and one --db "
