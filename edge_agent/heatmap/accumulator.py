@@ -105,10 +105,10 @@ class WindowAccumulator:
 
     def add(self, est: Estimate) -> list[Window]:
         """Take one estimate; return the windows this closes (oldest first)."""
-        t_ms = to_ms(est.t)
         if not math.isfinite(est.t):
             self.stats.late += 1
             return []
+        t_ms = to_ms(est.t)
         if self._prev is not None and t_ms <= to_ms(self._prev.t):
             if t_ms == to_ms(self._prev.t):
                 self.stats.duplicates += 1
@@ -160,16 +160,17 @@ class WindowAccumulator:
         covered_end = held_end if gap > to_ms(OFFLINE_GAP_S) else end_ms
         x, y = e.x_m, e.y_m
         dist = 0.0
-        near = nxt is not None and nxt.valid and gap <= hold_ms
-        if not (e.valid and near):
+        has_pos = _has_position(e)
+        near = nxt is not None and _has_position(nxt) and gap <= hold_ms
+        if not (has_pos and near):
             self._track.clear()
-        if e.valid and nxt is not None and near:
+        if has_pos and nxt is not None and near:
             if self.midpoint:
                 x, y = (e.x_m + nxt.x_m) / 2.0, (e.y_m + nxt.y_m) / 2.0
             chord_m = self._chord_step_m(e, nxt)  # kept up to date while idle too
             if e.moving:
                 dist = e.speed_mps * gap / 1000.0 if self.distance_from_speed else chord_m
-        if e.valid:
+        if has_pos:
             weights = self._weights(e, x, y)
             zone_names = [z.name for z in self.site.zones if z.contains(x, y)]
             self._book_position(a, held_end, e.moving, weights, zone_names, dist)
@@ -256,6 +257,11 @@ class WindowAccumulator:
             idle_s=from_ms(o.idle_ms), no_position_s=from_ms(o.no_position_ms),
             distance_m=round(o.distance_m * MM_PER_M) / MM_PER_M,
             zones={n: (from_ms(m + i), from_ms(m), from_ms(i)) for n, (m, i) in o.zones.items()})
+
+
+def _has_position(e: Estimate) -> bool:
+    """A valid estimate with finite coordinates (anything else is no-position time)."""
+    return e.valid and math.isfinite(e.x_m) and math.isfinite(e.y_m)
 
 
 def _apportion(total_ms: int, weights: list[float]) -> list[int]:

@@ -102,6 +102,15 @@ def test_gaps_become_no_position_and_long_silence_is_offline(site: Site) -> None
     assert [w.start for w in ws] == [T0, T0 + 960]
 
 
+def test_non_finite_values_are_no_position_not_a_crash(site: Site) -> None:
+    acc = WindowAccumulator(site, "fl-01")
+    seq = [est(T0), est(T0 + 1, x=math.nan), est(T0 + 2, sigma=math.inf), est(T0 + 3),
+           est(math.inf), est(math.nan)]
+    w = merge_windows(run(acc, seq))
+    assert acc.stats.late == 2
+    assert (w.dwell_s, w.no_position_s) == (3.0, 1.0)
+
+
 def test_moving_idle_and_distance_only_while_moving(site: Site) -> None:
     acc = WindowAccumulator(site, "fl-01", midpoint=False, distance_chord_s=1.0)
     seq = [est(T0 + k, x=5 + 2 * k, moving=True, speed=2.0) for k in range(10)]
