@@ -17,7 +17,7 @@ from edge_agent.site import Site
 
 ROBUST_CLIP_SIGMA2 = 9.0
 """Residuals beyond 3 sigma count as 3 sigma: a moved AP or a body in the way cannot veto a cell."""
-MISS_FLOOR_P = 0.15
+MISS_FLOOR_P = 0.5
 """Probability that an emitter in range is missed for a whole second anyway (channel hopping,
 collisions): non-detections only veto cells where the emitter would be far above the floor."""
 GNSS_OUTLIER_P = 0.05
@@ -87,7 +87,7 @@ class GridFilter:
         self._floor()
 
     def set_calibration(self, offsets_db: Array, wall_loss_db: float, sigma_db: Array,
-                        floor_dbm: float, miss_sigma_db: float,
+                        floor_dbm: Array | float, miss_sigma_db: float,
                         common_var_db2: Array | None = None) -> None:
         """Precompute per cell and emitter the predicted RSSI, its variance and log P(missed).
 
@@ -119,15 +119,17 @@ class GridFilter:
         n_cells = self.cx.shape[0] if isinstance(cells, slice) else cells.shape[0]
         ll = np.zeros(n_cells)
 
-        def sub(table: Array, cols: IntArray) -> Array:
-            if isinstance(cells, slice):
-                return table[:, cols]
-            out: Array = table[np.ix_(cells, cols)]
+        k = self.pred_dbm.shape[1]
+        rows = (np.arange(n_cells) if isinstance(cells, slice) else cells) * k
+
+        def sub(table: Array, cols: IntArray, flat: IntArray) -> Array:
+            out: Array = table.reshape(-1)[flat]
             return out
 
         if idx.size:
-            res = z_dbm[None, :] - sub(self.pred_dbm, idx)
-            w = sub(self.inv_var, idx)
+            fi = rows[:, None] + idx[None, :]
+            res = z_dbm[None, :] - sub(self.pred_dbm, idx, fi)
+            w = sub(self.inv_var, idx, fi)
             if self.common_inv_var is not None and kinds is not None:
                 # A shift common to all emitters of one kind is not evidence about the place:
                 # profile it out per cell (shrunk to the offsets learnt so far).
@@ -139,10 +141,10 @@ class GridFilter:
             r2 = res * res * w
             np.minimum(r2, ROBUST_CLIP_SIGMA2, out=r2)
             r2 *= 0.5
-            r2 += sub(self.half_log_var, idx)
+            r2 += sub(self.half_log_var, idx, fi)
             ll -= r2.sum(axis=1)
         if missed.size:
-            ll += sub(self.log_miss, missed).sum(axis=1)
+            ll += sub(self.log_miss, missed, rows[:, None] + missed[None, :]).sum(axis=1)
         return ll
 
     def window(self, x_m: float, y_m: float, radius_m: float) -> IntArray:

@@ -37,8 +37,8 @@ class TrackerParams:
     wifi_sigma_db: float = 4.0  # per AP-second: shadowing that frame averaging cannot remove
     ble_sigma_db: float = 5.0  # BLE is closer to the body and the floor: more shadowing
     frame_sigma_db: float = 3.0  # frame-to-frame fading within one second
-    offset_prior_db: float = 4.0  # each radio differs from the survey by several dB ...
-    offset_common_db: float = 5.0  # ... and all of one kind may sit off together
+    offset_prior_db: float = 5.0  # each radio differs from the survey by several dB ...
+    offset_common_db: float = 8.0  # ... and all of one kind may sit off together (receiver)
     fix_window_m: float = 12.0  # the RSSI fix is read from the likelihood within this radius
     profile_common_offset: bool = False  # grid: profile out a common offset per radio kind
     learn_offsets_moving_only: bool = True  # standing still, offsets and place are confounded
@@ -51,8 +51,9 @@ class TrackerParams:
     accel_sigma_mps2: float = 1.5  # trucks brake at 1.2 m/s², turn at junctions: lag costs most
     idle_accel_sigma_mps2: float = 0.05  # standing: almost no motion allowed
     max_speed_mps: float = 5.0  # 18 km/h, above any plant speed limit
-    wifi_floor_dbm: float = -92.0  # receiver sensitivity until frames show a lower one
-    ble_floor_dbm: float = -100.0
+    wifi_floor_dbm: float = -92.0  # receiver sensitivity until enough frames show it ...
+    ble_floor_dbm: float = -96.0
+    floor_quantile: float = 0.005  # ... then the 0.5 % quantile of the heard RSSI
     innovation_clip_sigma: float = 3.0  # Huber: beyond this an RSSI counts as this many sigma
     gnss_gate_chi2: float = 13.8  # chi-square 2 dof at 99.9 %
     indoor_gnss_sigma_m: float = 15.0  # an indoor fix is never better than this, whatever HDOP says
@@ -77,9 +78,8 @@ FADING_PAIR_MAX_S = 0.3
 """Beacons of one AP within one channel dwell (about 0.1 s apart); across dwells, no pair."""
 GRID_RECALIBRATE_S = 60.0
 """Offsets move by a fraction of a dB a minute: refreshing the grid's tables faster buys nothing."""
-OFFSET_LEARN_EVERY_S = 3
-"""Offsets are learnt every third second: they change slowly, and this is the most expensive
-update (one row per heard emitter)."""
+OFFSET_LEARN_EVERY_S = 1
+"""Offsets are learnt every second while driving (every third cost 0.2 m of mean RMSE)."""
 MOVED_SEARCH_STEP_M = 6.0
 """Candidate spacing of the moved-emitter search: a move worth reporting is 10 m or more."""
 GRID_EXTRA_VAR_DB2 = 4.0
@@ -99,6 +99,10 @@ GNSS_MIN_SIGMA_M = 0.5
 
 OWN_OFFSET_MIN_VAR_DB2 = 0.25
 """An emitter's own offset is never taken as known better than 0.5 dB."""
+
+MIN_FRAMES_FOR_FLOOR = 2000
+"""Frames of one kind before the quantile replaces the default floor (a few minutes of data)."""
+_HIST_BINS = 131  # 0 .. -130 dBm
 
 _WIFI = 0
 _BLE = 1
@@ -165,6 +169,7 @@ class Tracker:
         self.indoor_emitter = np.array([site.is_indoor(x, y) for x, y in zip(ex, ey, strict=True)],
                                        dtype=bool)
         self.floor_dbm = [p.wifi_floor_dbm, p.ble_floor_dbm]
+        self._rssi_hist = [[0] * _HIST_BINS, [0] * _HIST_BINS]  # per kind, by whole -dBm
         self.i_wall = self.k  # index of the wall loss in the calibration state
         self.grid = GridFilter(site, p.grid_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
                                self.indoor_emitter, p.aisle_off_penalty)
@@ -249,9 +254,8 @@ class Tracker:
                 self._pairs += 1
             self._last_frame_t[i] = obs.t
             self._last_frame_rssi[i] = rssi
-        kd = self.kind[i]
-        if rssi < self.floor_dbm[kd]:
-            self.floor_dbm[kd] = rssi
+        b = int(-rssi)
+        self._rssi_hist[self.kind[i]][b if 0 <= b < _HIST_BINS else _HIST_BINS - 1] += 1
         return out
 
     def finish(self) -> list[Estimate]:
@@ -457,10 +461,27 @@ class Tracker:
         self._cal_q = self._cal_eye * p.offset_walk_db_per_sqrt_s ** 2
         return Ekf(x0, p0)
 
+    def _estimate_floors(self) -> None:
+        """The receiver's sensitivity, per radio kind: a low quantile of what it hears. The
+        weakest frames ever heard are fading peaks far below the 50 % detection level; the
+        quantile lands near it (sim: -92 dBm Wi-Fi with a minimum of -96)."""
+        for kd, hist in enumerate(self._rssi_hist):
+            total = sum(hist)
+            if total < MIN_FRAMES_FOR_FLOOR:
+                continue
+            need = max(total * self.p.floor_quantile, 1)
+            acc = 0
+            for b in range(_HIST_BINS - 1, -1, -1):
+                acc += hist[b]
+                if acc >= need:
+                    self.floor_dbm[kd] = -float(b)
+                    break
+
     def _calibrate_grid(self) -> None:
         """Refresh the grids' tables with the current offsets and wall loss. Their RSSI noise
         also covers offsets not yet learnt: a part common to each radio kind and the rest."""
         p = self.p
+        self._estimate_floors()
         self._cal_predict()
         c = self.cal.x
         offsets = c[:self.k]
@@ -473,7 +494,7 @@ class Tracker:
         if not p.profile_common_offset:
             sigma = np.sqrt(sigma ** 2 + common[self.kind])
         for g in (self.grid, self.fine):
-            g.set_calibration(offsets, wall, sigma, min(self.floor_dbm),
+            g.set_calibration(offsets, wall, sigma, np.array(self.floor_dbm)[self.kind],
                               p.frame_sigma_db + MISS_EXTRA_SIGMA_DB,
                               common if p.profile_common_offset else None)
         self._grid_cal_due = self._last_t + GRID_RECALIBRATE_S if self._last_t else 0.0

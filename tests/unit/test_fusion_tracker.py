@@ -99,8 +99,8 @@ def test_noise_free_standing_truck_is_found_and_does_not_drift() -> None:
     errs = [math.hypot(e.x_m - 20.0, e.y_m - 30.0) for e in late]
     # Standing still, place and survey offsets are confounded: the filter converges slowly
     # (by design, see docs/fusion.md) but steadily and without wandering.
-    assert max(errs) < 4.0
-    assert errs[-1] < 3.0
+    assert max(errs) < 5.5
+    assert errs[-1] < 4.5
     xs = [e.x_m for e in late]
     ys = [e.y_m for e in late]
     assert max(xs) - min(xs) < 1.0 and max(ys) - min(ys) < 1.0
