@@ -8,6 +8,7 @@ files of the replay contract (spec/capture-bundle.md) plus summary.json.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -176,7 +177,8 @@ class Pipeline:
             return
         s = self.summary
         s.estimates += len(estimates)
-        valid = [e for e in estimates if e.valid]
+        valid = [e for e in estimates
+                 if e.valid and math.isfinite(e.x_m) and math.isfinite(e.y_m)]
         if self._positions is not None:
             self._positions.writelines(_position_row(e) for e in valid)
         s.positions += len(valid)
