@@ -51,22 +51,55 @@ def hop_channel(t_s: Array, hop_t0_s: float, wc: WifiConfig) -> tuple[IntArray,
     return chans, retuning
 
 
+def interference_bursts(rng: np.random.Generator, t0_s: float, duration_s: float,
+                        share: float, mean_s: float) -> tuple[Array, Array]:
+    """(start, end) of interference bursts: Poisson starts, exponential lengths, `share` of the
+    time on average (microwave ovens, a busy neighbour, a welding bay)."""
+    if share <= 0:
+        return np.zeros(0), np.zeros(0)
+    rate = share / ((1 - share) * mean_s)  # bursts per second of quiet time
+    n = int(rng.poisson(rate * duration_s * 1.5)) + 1
+    gaps = rng.exponential(1 / rate, n)
+    lens = rng.exponential(mean_s, n)
+    starts = t0_s + np.cumsum(gaps) + np.concatenate(([0.0], np.cumsum(lens)[:-1]))
+    return starts, starts + lens
+
+
+def in_bursts(t_s: Array, starts: Array, ends: Array) -> npt.NDArray[np.bool_]:
+    i = np.searchsorted(starts, t_s, side="right") - 1
+    out: npt.NDArray[np.bool_] = (i >= 0) & (t_s < ends[np.maximum(i, 0)])
+    return out
+
+
 def capture_wifi(emitters: tuple[WifiEmitter, ...], wc: WifiConfig, plant: Plant, track: Track,
                  t0_s: float, duration_s: float, hop_t0_s: float,
                  rng: np.random.Generator, rx_gain_db: float = 0.0) -> list[Captured]:
+    """Every beacon the monitor interface captures, per emitter.
+
+    Losses: a baseline rate plus interference bursts that lose burst_loss of the frames while
+    they last; together they average wc.link.frame_loss."""
+    b_start, b_end = interference_bursts(rng, t0_s, duration_s, wc.burst_share, wc.burst_mean_s)
+    base = (wc.link.frame_loss - wc.burst_share * wc.burst_loss) / (1 - wc.burst_share)
+    link = replace(wc.link, frame_loss=max(0.0, base))
     out = []
     for i, em in enumerate(emitters):
+        if wc.outage is not None and wc.outage[0] == i:
+            down = (t0_s + wc.outage[1], t0_s + wc.outage[1] + wc.outage[2])
+        else:
+            down = (0.0, 0.0)
         n = math.ceil((duration_s - em.phase_s) / em.interval_s)
         k = np.arange(max(n, 0))
         tx = t0_s + em.phase_s + k * em.interval_s
         tx = tx + rng.exponential(wc.beacon_defer_mean_s, len(tx)) + BEACON_AIRTIME_S
         chan, retuning = hop_channel(tx, hop_t0_s, wc)
         heard = (chan == em.channel) & ~retuning & (tx < t0_s + duration_s)
+        heard &= ~((tx >= down[0]) & (tx < down[1]))  # the AP is off (reboot, power cut)
         t = tx[heard]
         x, y, _ = track.at(t)
         freq = np.full(len(t), em.true.freqs_mhz[0])
-        rssi, ok = em.true.measure(x, y, t - t0_s, freq, plant, wc.link, rng,
+        rssi, ok = em.true.measure(x, y, t - t0_s, freq, plant, link, rng,
                                    track.heading_at(t), rx_gain_db, shadow_along(em.true, track, t))
+        ok &= ~(in_bursts(t, b_start, b_end) & (rng.random(len(t)) < wc.burst_loss))
         t_us = np.rint(t[ok] * 1e6).astype(np.int64)
         out.append(Captured(i, t_us, dbm_round(rssi[ok]), np.full(int(ok.sum()), em.channel)))
     return out

@@ -45,6 +45,10 @@ class WifiConfig:
     dwell_s: float = 0.25  # monitor-mode hopping dwell per channel
     switch_s: float = 0.02  # deaf while retuning
     foreign_aps: int = 3  # neighbours' networks: heard, never surveyed
+    burst_share: float = 0.03  # share of time with interference bursts ...
+    burst_mean_s: float = 0.4  # ... lasting this long on average ...
+    burst_loss: float = 0.6  # ... that lose this share of frames (inside link.frame_loss)
+    outage: tuple[int, float, float] | None = None  # (AP index, start s, duration s): AP off
     moved_ap: tuple[int, float, float] | None = None  # (index, dx, dy) after the survey
 
 
@@ -145,10 +149,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
             ble=BleConfig(beacon_xyz=DENSE_BEACONS, intervals_s=(0.1, 0.2, 0.25, 0.35)),
             gnss=GnssConfig(talker="GN", gst=True)),
     Scenario("high_bay", "a 160 m x 40 m high-bay warehouse: tall steel racks (exponent 3.0, "
-             "6 dB shadowing), 8 APs in two rows, yard trips, GPS-only receiver with GST",
+             "6 dB shadowing), 8 APs in two rows (one reboots: off 600-780 s), yard trips, "
+             "GPS-only receiver with GST",
              "highbay8", _high_bay,
              WifiConfig(ap_xy=_grid_aps((20.0, 60.0, 100.0, 140.0), (10.0, 30.0)),
-                        ap_height_m=10.0, survey_exponent=3.0,
+                        ap_height_m=10.0, survey_exponent=3.0, outage=(3, 600.0, 180.0),
                         link=replace(WIFI_HALL, shadow_sigma_db=6.0, shadow_corr_m=3.0,
                                      k_factor_db=1.0)),
              None, GnssConfig(talker="GP", gst=True, gsa=True, gsv=True, wild_per_hour=10.0),

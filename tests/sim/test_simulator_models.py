@@ -110,3 +110,26 @@ def test_wall_crossing_through_doors_only_below_their_height() -> None:
     assert via.tolist() == [True, False, True]
     crosses, via = plant.wall_crossing(x[:1], y[:1], 2.0, door.x_m, 70.0, 30.0)  # high AP
     assert crosses[0] and not via[0]
+
+
+def test_interference_bursts_cover_the_configured_share_of_time() -> None:
+    from firmware_sim.receivers import in_bursts, interference_bursts
+
+    starts, ends = interference_bursts(np.random.default_rng(4), 0.0, 20000.0, 0.03, 0.4)
+    assert np.all(np.diff(starts) > 0) and np.all(ends > starts)
+    t = np.arange(0.0, 20000.0, 0.05)
+    assert in_bursts(t, starts, ends).mean() == pytest.approx(0.03, rel=0.15)
+    assert np.mean(ends - starts) == pytest.approx(0.4, rel=0.1)
+
+
+def test_an_ap_outage_silences_exactly_that_ap_for_its_duration() -> None:
+    from edge_agent.observations import WifiObs
+    from firmware_sim import SCENARIOS, simulate
+
+    run = simulate("high_bay", seed=1, duration_s=900)
+    idx, start_s, dur_s = SCENARIOS["high_bay"].wifi.outage or (0, 0.0, 0.0)
+    bssid = run.site.wifi_aps[idx].bssid
+    t = np.array([o.t - run.t0 for o in run.observations
+                  if isinstance(o, WifiObs) and o.bssid == bssid])
+    assert not ((t >= start_s + 0.01) & (t < start_s + dur_s)).any()
+    assert (t < start_s).any() and (t >= start_s + dur_s).any()
