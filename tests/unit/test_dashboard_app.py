@@ -2,25 +2,55 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
-from support.dashboard import SITE_DOC, T0, fleet_windows
+from support.dashboard import SITE_DOC, T0, fleet_windows, serve
 
 from edge_agent.dashboard.app import create_app, parse_time
 from edge_agent.dashboard.store import DashboardStore
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> TestClient:
-    store = DashboardStore(tmp_path / "dash.db")
+@dataclass
+class Reply:
+    status_code: int
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class Client:
+    """Real HTTP against the app served by uvicorn on a free loopback port."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def get(self, path: str, params: dict[str, object] | None = None) -> Reply:
+        q = "?" + urllib.parse.urlencode(params) if params else ""
+        try:
+            with urllib.request.urlopen(self.base + path + q, timeout=30) as r:
+                return Reply(r.status, r.read().decode())
+        except urllib.error.HTTPError as e:
+            return Reply(e.code, e.read().decode())
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    store = DashboardStore(tmp_path_factory.mktemp("app") / "dash.db")
     store.set_site_plan(SITE_DOC, "test")
     store.add_windows(fleet_windows(2, 120, seed=2))  # two hours of two trucks
-    return TestClient(create_app(store))
+    with serve(create_app(store)) as url:
+        yield Client(url)
 
 
-def test_utilisation_fields_and_range(client: TestClient) -> None:
+def test_utilisation_fields_and_range(client: Client) -> None:
     r = client.get("/api/utilisation", params={"site": "plant-t", "from": T0, "to": T0 + 3600})
     assert r.status_code == 200
     body = r.json()
@@ -34,7 +64,7 @@ def test_utilisation_fields_and_range(client: TestClient) -> None:
     assert whole["totals"]["windows"] == 240 and whole["from"] is None
 
 
-def test_iso_and_epoch_times_select_the_same_windows(client: TestClient) -> None:
+def test_iso_and_epoch_times_select_the_same_windows(client: Client) -> None:
     iso = client.get("/api/heatmap", params={"site": "plant-t", "from": "2026-11-18T11:30:00Z",
                                              "to": "2026-11-18T13:30:00+01:00"}).json()
     epoch = client.get("/api/heatmap", params={"site": "plant-t", "from": T0 + 23 * 60,
@@ -52,14 +82,14 @@ def test_iso_and_epoch_times_select_the_same_windows(client: TestClient) -> None
     ({"site": "plant-t", "from": T0, "to": T0}, "to must be after from"),
 ])
 @pytest.mark.parametrize("path", ["/api/utilisation", "/api/heatmap"])
-def test_bad_requests_are_400_with_a_message(client: TestClient, path: str,
+def test_bad_requests_are_400_with_a_message(client: Client, path: str,
                                              params: dict[str, object], message: str) -> None:
     r = client.get(path, params=params)
     assert r.status_code == 400
     assert message in r.json()["error"]
 
 
-def test_sites_and_version_and_page(client: TestClient) -> None:
+def test_sites_and_version_and_page(client: Client) -> None:
     sites = client.get("/api/sites").json()
     assert sites["sites"][0]["site"] == "plant-t" and sites["shifts"] == ["06:00", "14:00",
                                                                           "22:00"]
