@@ -76,8 +76,8 @@ RSSI_1M_RANGE_DBM = (-90.0, -10.0)
 MOVED_MIN_RMS_DB = 6.5
 # ...and at least this many times the median RMS of its kind at their surveyed positions (a
 # high-bay store with 6 dB shadowing has every AP near 6.5 dB).
-MOVED_TYPICAL_FACTOR = 2.0
-MOVED_RMS_RATIO = 0.6
+MOVED_TYPICAL_FACTOR = 1.6
+MOVED_RMS_RATIO = 0.7
 MOVED_MIN_DISTANCE_M = 8.0
 # Position search grid for moved APs: coarse then fine, metres.
 SEARCH_COARSE_M = 2.0
