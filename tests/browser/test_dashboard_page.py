@@ -114,7 +114,7 @@ def _click_range(page: Any, name: str) -> None:
 
 def _table(page: Any) -> dict[str, dict[str, str]]:
     """Rows of the forklift table: agent -> column key -> (data-value, shown text)."""
-    return page.evaluate("""() => {
+    rows: dict[str, dict[str, str]] = page.evaluate("""() => {
       const out = {};
       for (const tr of document.querySelectorAll('#agents tbody tr')) {
         const row = {};
@@ -123,9 +123,11 @@ def _table(page: Any) -> dict[str, dict[str, str]]:
       }
       return out;
     }""")
+    return rows
 
 
 def test_map_shows_heat_where_the_trucks_drove(env: Env, page: Any) -> None:
+    _click_range(page, "all")
     heat = env.api("/api/heatmap", site="plant-t")
     assert heat["windows"] == N_AGENTS * N_WINDOWS
     busiest = sorted(heat["cells"], key=lambda c: -c[2])[:8]
@@ -150,6 +152,9 @@ def test_map_shows_heat_where_the_trucks_drove(env: Env, page: Any) -> None:
 
 
 def test_table_shows_the_api_numbers_and_the_range_changes_them(env: Env, page: Any) -> None:
+    assert page.evaluate("window.dashboard.state.range") == "shift"  # the default view
+    assert "range=shift" in page.url
+    _click_range(page, "all")
     whole = env.api("/api/utilisation", site="plant-t")
     rows = _table(page)
     assert set(rows) == {a["agent"] for a in whole["agents"]}

@@ -10,7 +10,7 @@
 
   const state = {
     sites: [], site: null, shifts: ["06:00", "14:00", "22:00"], pollS: 2,
-    range: "all", metric: "dwell", custom: null, from: null, to: null,
+    range: "shift", metric: "dwell", custom: null, from: null, to: null,
     version: -1, util: null, heat: null, view: null, refreshing: false, loads: 0,
   };
 
@@ -100,6 +100,7 @@
       const q = { site: state.site, from: from, to: to };
       const [util, heat] = await Promise.all([api("/api/utilisation", q), api("/api/heatmap", q)]);
       state.util = util; state.heat = heat;
+      syncUrl();
       renderTables(); renderMap();
       $("range-label").textContent = (from === null ? "· all data" : `· ${fmtTime(from)} – ${fmtTime(to)}`) +
         (heat.other_grid_windows ? ` · ${heat.other_grid_windows} windows on another grid not drawn` : "");
@@ -359,6 +360,17 @@
     csv(zoneRows(), ZONE_COLS)));
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => state.heat && renderMap(), 150); });
+
+  // The URL keeps the site and range (?site=plant-a&range=hour): a supervisor can bookmark a view.
+  function syncUrl() {
+    const q = new URLSearchParams(location.search);
+    if (state.site) q.set("site", state.site);
+    q.set("range", state.range);
+    history.replaceState(null, "", "?" + q.toString());
+  }
+  const wantedRange = new URLSearchParams(location.search).get("range");
+  if (["hour", "shift", "all"].includes(wantedRange)) state.range = wantedRange;
+  selectIn("range", "range", state.range);
 
   // For tests and the curious: the state and the map transform (canvas px = (pad + (x - xmin) *
   // scale) * dpr, (pad + (ymax - y) * scale) * dpr).
