@@ -28,6 +28,8 @@ GN_SATS_OPEN_SKY = (16, 24)  # GPS+GLONASS+Galileo+BeiDou in view with a clear s
 GP_SATS_OPEN_SKY = (8, 12)  # GPS only
 AVAILABILITY_TAU_S = 20.0  # how long signal stays (or stays away) near a door
 INDOOR_SELF_CONFIDENCE = 0.5  # indoors a receiver reports about half its real error
+ANTENNA_HEIGHT_M = 2.2  # GNSS antenna on the overhead guard's roof
+VERTICAL_ERROR_RATIO = 1.7  # vertical error is typically 1.5-2x the horizontal (VDOP > HDOP)
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ def simulate_gnss(gc: GnssConfig, plant: Plant, site: Site, track: Track, t0_s: 
         ns = int(sats[k])
         lines = [rmc(tk, t[k], lat, lon, speed, course),
                  gga(tk, t[k], lat, lon, 1, ns, float(hdop[k]),
-                     site.origin.alt + 3.0 * float(err[k, 0]) / max(float(sigma[k]), 1e-6))]
+                     site.origin.alt + ANTENNA_HEIGHT_M
+                     + VERTICAL_ERROR_RATIO * float(e[k, 1] * sigma[k]))]
         s_lat = round(float(reported[k]) * rng.uniform(0.85, 1.15), 1)
         s_lon = round(float(reported[k]) * rng.uniform(0.85, 1.15), 1)
         if gc.gst:

@@ -126,17 +126,8 @@ def _log_mean(k_db: float) -> float:
     return _LOG_MEAN_CACHE[k_db]
 
 
-def distance_3d_m(x: Array, y: Array, rx_z_m: float, ex: float, ey: float, ez: float) -> Array:
-    d: Array = np.sqrt((x - ex) ** 2 + (y - ey) ** 2 + (rx_z_m - ez) ** 2)
-    return d
-
-
 def dbm_round(rssi: Array) -> npt.NDArray[np.int64]:
     """Drivers report whole dBm."""
     out: npt.NDArray[np.int64] = np.rint(rssi).astype(np.int64)
     return out
 
-
-def clock_drift(rng: np.random.Generator, ppm: float) -> float:
-    """A crystal's rate error: uniform within its tolerance."""
-    return 1.0 + rng.uniform(-ppm, ppm) * 1e-6
