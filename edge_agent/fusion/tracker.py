@@ -104,6 +104,11 @@ MIN_FRAMES_FOR_FLOOR = 2000
 """Frames of one kind before the quantile replaces the default floor (a few minutes of data)."""
 _HIST_BINS = 131  # 0 .. -130 dBm
 
+COARSE_EVERY_S = 2
+"""The multi-hypothesis grid takes RSSI every other second: it only has to keep the other
+hypotheses alive, and that halves its cost (taking only the strongest emitters instead
+biased the fix: 6.5 -> 10.7 m on dense_ble)."""
+
 _WIFI = 0
 _BLE = 1
 
@@ -298,7 +303,7 @@ class Tracker:
             self._calibrate_grid()
         missed = np.flatnonzero((cnt == 0) & self.monitor.usable)
         self._epoch_idx, self._epoch_z, self._epoch_missed = h_idx, z, missed
-        if h_idx.size:
+        if h_idx.size and (int(t) % COARSE_EVERY_S == 0 or ekf is None):
             self.grid.update_rssi(h_idx, z, missed, self.kind[h_idx])
         for f in fixes:
             self.stats["gnss_fixes"] += 1
