@@ -47,6 +47,10 @@ def test_bundle_replays_to_exactly_the_observations(name: str, tmp_path: Path) -
         assert stats[kind].observations == n_obs
         assert set(stats[kind].skipped) <= {"not_surveyed"}
     assert load_site(tmp_path / "site.json") == run.site
+    # survey mode keeps every emitter: then every record of the pcaps is an observation
+    everything = list(Bundle.open(tmp_path).observations(survey=True))
+    assert sum(isinstance(o, WifiObs) for o in everything) == sum(len(c.t_us) for c in run.wifi)
+    assert sum(isinstance(o, BleObs) for o in everything) == sum(len(c.t_us) for c in run.ble)
 
 
 def test_bundle_files_and_truth(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ def test_shadow_field_has_gudmundson_correlation() -> None:
     lags = np.array([0.5, 1.0, 2.0, 4.0, 8.0])
     acc = np.zeros(len(lags))
     var = 0.0
-    n_fields = 300
+    n_fields = 150
     for _ in range(n_fields):
         f = ShadowField.draw(rng, 4.0, 4.0)
         x, y = rng.uniform(0, 100, 300), rng.uniform(0, 60, 300)
@@ -26,8 +26,8 @@ def test_shadow_field_has_gudmundson_correlation() -> None:
         var += float(np.mean(s0 ** 2))
         for i, lag in enumerate(lags):
             acc[i] += float(np.mean(s0 * f(x + lag * np.cos(a), y + lag * np.sin(a))))
-    assert var / n_fields == pytest.approx(16.0, rel=0.08)
-    assert np.allclose(acc / n_fields / 16.0, np.exp(-lags / 4.0), atol=0.05)
+    assert var / n_fields == pytest.approx(16.0, rel=0.1)
+    assert np.allclose(acc / n_fields / 16.0, np.exp(-lags / 4.0), atol=0.06)
 
 
 def test_shadow_field_is_a_function_of_position_only() -> None:
