@@ -42,11 +42,13 @@ TARGET_DISTANCE_PCT = 10.0
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "chosen": {},
-    "one-cell": {"spread": False},
+    "one cell always": {"spread": False},
     "spread always": {"spread_min_sigma_m": 0.0},
     "spread always x0.5": {"spread_min_sigma_m": 0.0, "spread_scale": 0.5},
     "spread if sigma>3": {"spread_min_sigma_m": 3.0},
     "held position": {"midpoint": False},
+    "no aisle snap": {"snap_to_aisles": False},
+    "aisle snap if sigma>3": {"snap_min_sigma_m": 3.0},
     "distance per step": {"distance_chord_s": 1.0},
     "distance chord 3 s": {"distance_chord_s": 3.0},
     "distance chord 8 s": {"distance_chord_s": 8.0},

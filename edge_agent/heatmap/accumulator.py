@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from edge_agent.estimate import Estimate
+from edge_agent.heatmap.aisles import AisleSnap
 from edge_agent.heatmap.grid import Grid
 from edge_agent.heatmap.window import MM_PER_M, Cell, Window, from_ms, to_ms, window_id
 from edge_agent.site import Site
@@ -37,6 +38,9 @@ blurs the map), while the tracker's lost stretches have structured errors that s
 DISTANCE_CHORD_S = 5.0
 """Distance is the mean speed along a 5 s chord of the track: step-by-step sums count position
 jitter as travel (+45 % measured), longer chords cut corners; 5 s measured best overall."""
+SNAP_TO_AISLES = True
+"""Dwell goes on the centre line of an aisle the position is near (site.json aisles): trucks drive
+them. Measured: TV -0.02 with the shipped tracker and with a calibrated 4 m one, +0.007 at 2 m."""
 DEFAULT_STEP_S = 1.0
 """The tracker's period: what the very last estimate covers when no step has been seen yet."""
 
@@ -77,7 +81,9 @@ class WindowAccumulator:
                  spread_scale: float = 1.0, spread_min_sigma_m: float = SPREAD_MIN_SIGMA_M,
                  midpoint: bool = True,
                  distance_from_speed: bool = False,
-                 distance_chord_s: float = DISTANCE_CHORD_S) -> None:
+                 distance_chord_s: float = DISTANCE_CHORD_S,
+                 snap_to_aisles: bool = SNAP_TO_AISLES,
+                 snap_min_sigma_m: float = 0.0) -> None:
         if not window_s >= 1.0:
             raise ValueError(f"window_s must be at least 1 s, got {window_s}")
         if not grace_s >= 0.0:
@@ -93,6 +99,8 @@ class WindowAccumulator:
         self.midpoint = midpoint
         self.distance_from_speed = distance_from_speed
         self.distance_chord_ms = to_ms(distance_chord_s)
+        self.aisles = AisleSnap(site) if snap_to_aisles and site.aisles else None
+        self.snap_min_sigma_m = snap_min_sigma_m
         self._track: deque[Estimate] = deque()  # recent valid estimates, no gap: the chord
         self.stats = AccumulatorStats()
         self._prev: Estimate | None = None  # start of the interval not yet attributed
@@ -171,6 +179,8 @@ class WindowAccumulator:
             if e.moving:
                 dist = e.speed_mps * gap / 1000.0 if self.distance_from_speed else chord_m
         if has_pos:
+            if self.aisles is not None and not e.sigma_m < self.snap_min_sigma_m:
+                x, y = self.aisles.snap(x, y)
             weights = self._weights(e, x, y)
             zone_names = [z.name for z in self.site.zones if z.contains(x, y)]
             self._book_position(a, held_end, e.moving, weights, zone_names, dist)
