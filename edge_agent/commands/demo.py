@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_serve:
             print(f"dashboard: {rig.base_url}/", flush=True)
         demo.say("demo: replaying the agents (tracker -> heatmap windows -> outbox -> MQTT)")
-        runs = demo.replay_agents(bundles, out / "agents", rig.broker.url)
+        runs = demo.replay_agents(bundles, out / "agents", rig.broker.url,
+                                  progress=sys.stderr.isatty())
         ids = {w.id for r in runs for w in r.windows}
         arrived = demo.wait_for_windows(rig.store, ids)
         site = runs[0].heatmap["site"]
