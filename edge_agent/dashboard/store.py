@@ -68,7 +68,10 @@ CREATE TABLE IF NOT EXISTS agents (
 CREATE TABLE IF NOT EXISTS sites (
     site TEXT PRIMARY KEY,
     plan TEXT,
-    source TEXT NOT NULL
+    source TEXT NOT NULL,
+    first_start REAL,
+    last_end REAL,
+    windows INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('version', 0);
@@ -154,6 +157,7 @@ class DashboardStore:
         stored = dups = 0
         zone_rows: list[tuple[str, str, float, str, float, float, float]] = []
         last_end: dict[tuple[str, str], float] = {}
+        site_span: dict[str, tuple[float, float, int]] = {}
         with db:
             for k, w in enumerate(windows):
                 text = (payload_json[k] if payload_json is not None
@@ -172,6 +176,8 @@ class DashboardStore:
                                  for name, z in w.zones.items())
                 key = (w.site, w.agent)
                 last_end[key] = max(last_end.get(key, w.end), w.end)
+                lo, hi, n = site_span.get(w.site, (w.start, w.end, 0))
+                site_span[w.site] = (min(lo, w.start), max(hi, w.end), n + 1)
             # Per batch, not per window: one row per zone, one upsert per agent and site.
             db.executemany(
                 "INSERT OR IGNORE INTO window_zones (window_id, site, start, zone, dwell_s, "
@@ -182,8 +188,14 @@ class DashboardStore:
                 "max(coalesce(last_window_end, excluded.last_window_end), "
                 "excluded.last_window_end)",
                 [(site, agent, end) for (site, agent), end in last_end.items()])
-            db.executemany("INSERT OR IGNORE INTO sites (site, plan, source) VALUES (?, NULL, ?)",
-                           [(site, "windows") for site in {site for site, _ in last_end}])
+            # The span and count of each site, kept here so /api/sites never scans the windows.
+            db.executemany(
+                "INSERT INTO sites (site, plan, source, first_start, last_end, windows) "
+                "VALUES (?, NULL, 'windows', ?, ?, ?) ON CONFLICT (site) DO UPDATE SET "
+                "first_start = min(coalesce(first_start, excluded.first_start), "
+                "excluded.first_start), last_end = max(coalesce(last_end, excluded.last_end), "
+                "excluded.last_end), windows = windows + excluded.windows",
+                [(site, *span) for site, span in site_span.items()])
             if stored:
                 db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
         return AddResult(stored, dups)
@@ -233,10 +245,9 @@ class DashboardStore:
         """Every known site: its plan (or None), agent count, and the span of its windows."""
         db = self._db()
         out = []
-        for site, plan in db.execute("SELECT site, plan FROM sites ORDER BY site").fetchall():
-            first, last, n = db.execute(
-                'SELECT min(start), max("end"), count(*) FROM windows WHERE site = ?',
-                (site,)).fetchone()
+        for site, plan, first, last, n in db.execute(
+                "SELECT site, plan, first_start, last_end, windows FROM sites "
+                "ORDER BY site").fetchall():
             agents = db.execute("SELECT count(*) FROM agents WHERE site = ?", (site,)).fetchone()
             out.append({"site": site, "plan": json.loads(plan) if plan else None,
                         "agents": int(agents[0]), "windows": int(n),

@@ -102,6 +102,7 @@ def test_version_grows_with_new_windows_not_with_duplicates(store: DashboardStor
 def test_sites_lists_plan_and_data_span(store: DashboardStore) -> None:
     store.set_site_plan(SITE_DOC, "test")
     store.add_windows(fleet_windows(1, 3))
+    store.add_windows(fleet_windows(1, 3))  # resent: the count must not grow
     (s,) = store.sites()
     assert s["site"] == "plant-t" and s["plan"]["zones"][0]["name"] == "hall"
     assert (s["first_start"], s["last_end"], s["windows"]) == (T0, T0 + 180, 3)
