@@ -4,7 +4,9 @@ The offsets themselves are EKF states (see tracker.py). This module searches, pe
 candidate positions on a coarse grid: for each it accumulates the residuals of the per-second RSSI
 at the tracked truck position, with the emitter's offset profiled out (so a radio that is merely
 weaker does not look moved). An emitter whose best candidate fits much better than its surveyed
-position, and lies far from it, has been moved: it is reported and no longer used.
+position, and lies far from it, has been moved: it is reported and no longer used. A best spot on
+the edge of the search area is not taken as a move: it means "further than anything", what an
+emitter that fades faster than its survey says looks like (sim: false moves to the corners).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ MIN_SAMPLES = 60
 FORGET_PER_SAMPLE = 0.998
 """Evidence fades with a time constant of about 500 samples (15-20 minutes of driving), so a
 recent move is not outvoted by old evidence."""
-MOVED_MIN_DISTANCE_M = 8.0
+MOVED_MIN_DISTANCE_M = 10.0
 """Closer than this to the survey, a better-fitting spot is shadowing, not a move."""
 MOVED_LLR = 50.0
 """Log-likelihood ratio (best spot vs surveyed spot) that declares a move. Seconds are not
@@ -45,7 +47,8 @@ class ApMonitor:
 
     def __init__(self, keys: list[str], ex_m: Array, ey_m: Array, ez_m: Array, p1m_dbm: Array,
                  n: Array, cand_x_m: Array, cand_y_m: Array, rx_height_m: float,
-                 allowed: npt.NDArray[np.bool_] | None = None) -> None:
+                 allowed: npt.NDArray[np.bool_] | None = None,
+                 edge: npt.NDArray[np.bool_] | None = None) -> None:
         """`allowed` (emitters x candidates): where each emitter may have been moved to (an AP
         in the hall stays in the hall); default everywhere."""
         self.emitters = [EmitterHealth(k) for k in keys]
@@ -58,6 +61,9 @@ class ApMonitor:
         self.allowed = np.ones(self.cx.shape, dtype=bool)
         if allowed is not None:
             self.allowed[:, 1:] = allowed
+        self.edge = np.zeros(self.cx.shape[1], dtype=bool)
+        if edge is not None:
+            self.edge[1:] = edge
         self.dz2 = ((ez_m - rx_height_m) ** 2)[:, None]
         self.p1m = p1m_dbm
         self.n = n
@@ -97,7 +103,7 @@ class ApMonitor:
             e.best_xy = (float(self.cx[i, best]), float(self.cy[i, best]))
             far = float(np.hypot(self.cx[i, best] - self.cx[i, 0], self.cy[i, best]
                                  - self.cy[i, 0]))
-            if e.llr > MOVED_LLR and far > MOVED_MIN_DISTANCE_M:
+            if e.llr > MOVED_LLR and far > MOVED_MIN_DISTANCE_M and not self.edge[best]:
                 e.moved = True
                 e.moved_at_s = t_s
                 self.usable[i] = False

@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_agent.estimate import Estimate
 from edge_agent.fusion.ap_calibration import ApMonitor
@@ -189,7 +190,8 @@ class Tracker:
                                 for x, y in zip(cgx.ravel(), cgy.ravel(), strict=True)])
         self.monitor = ApMonitor(keys, self.ex, self.ey, np.array(ez), self.p1m, self.n,
                                  cgx.ravel(), cgy.ravel(), p.receiver_height_m,
-                                 cand_indoor[None, :] == self.indoor_emitter[:, None])
+                                 cand_indoor[None, :] == self.indoor_emitter[:, None],
+                                 _edge_cells(cgx.shape))
         self.motion = MotionDetector(self.k, p.motion_half_s, p.moving_start_stat,
                                      p.moving_stop_stat, p.fading_start_db2, p.fading_stop_db2)
         self._last_frame_t = [-1e18] * self.k
@@ -616,6 +618,13 @@ class Tracker:
             "moved": self.monitor.moved_keys(),
             "emitters": emitters,
         }
+
+
+def _edge_cells(shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+    """The outer ring of a 2-D grid of cells, flattened."""
+    e = np.zeros(shape, dtype=bool)
+    e[0, :] = e[-1, :] = e[:, 0] = e[:, -1] = True
+    return e.ravel()
 
 
 _H_POS = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
