@@ -31,6 +31,8 @@ class Captured:
     t_us: IntArray  # pcap record time
     rssi_dbm: IntArray
     channel: IntArray  # Wi-Fi channel, or BLE advertising channel (37-39)
+    seq: IntArray | None = None  # Wi-Fi: the 802.11 sequence number (12 bits)
+    tsf_us: IntArray | None = None  # Wi-Fi: the AP's TSF timer in the beacon
 
 
 def shadow_along(em: TrueEmitter, track: Track, t_s: Array) -> Array:
@@ -101,7 +103,11 @@ def capture_wifi(emitters: tuple[WifiEmitter, ...], wc: WifiConfig, plant: Plant
                                    track.heading_at(t), rx_gain_db, shadow_along(em.true, track, t))
         ok &= ~(in_bursts(t, b_start, b_end) & (rng.random(len(t)) < wc.burst_loss))
         t_us = np.rint(t[ok] * 1e6).astype(np.int64)
-        out.append(Captured(i, t_us, dbm_round(rssi[ok]), np.full(int(ok.sum()), em.channel)))
+        kk = k[heard][ok]
+        tsf = em.tsf0_us + np.rint((em.phase_s + kk * em.interval_s) * 1e6).astype(np.int64)
+        seq = (kk + em.tsf0_us // 1000) % 4096  # the counter started somewhere long ago
+        out.append(Captured(i, t_us, dbm_round(rssi[ok]), np.full(int(ok.sum()), em.channel),
+                            seq, tsf))
     return out
 
 

@@ -92,7 +92,7 @@ class SimRun:
         for c in self.wifi:
             em = self.world.wifi[c.index]
             groups.append((c.t_us, BeaconTemplate(em.bssid, em.ssid, em.channel).frames(
-                c.rssi_dbm)))
+                c.rssi_dbm, c.seq, c.tsf_us)))
         with PcapWriter(out / "wifi.pcap", LINKTYPE_IEEE802_11_RADIOTAP) as w:
             w.write_groups(groups)
         if self.world.ble:

@@ -18,6 +18,7 @@ ORIGIN = Origin(47.4735, 6.8112, 340.0)  # a plant somewhere in the Upper Rhine 
 SITE_SSID = "plant-ops"
 FOREIGN_SSIDS = ("neighbour-guest", "ACME-Logistics", "AndroidAP_4821", "DIRECT-7c-Printer",
                  "Truckers-WiFi")
+MAX_UPTIME_US = 30 * 86400 * 1_000_000  # APs run for weeks between reboots
 _AP_OUI = "b4:fb:e4"  # one vendor for the plant's APs, as in a real managed network
 _BLE_SITE_UUID = "fda50693-a4e2-4fb1-afcf-c6eb07647825"
 
@@ -31,6 +32,7 @@ class WifiEmitter:
     true: TrueEmitter
     interval_s: float  # beacon interval including the AP's clock error
     phase_s: float
+    tsf0_us: int = 0  # the AP's TSF timer at the run's start (its uptime)
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,9 @@ def build_world(sc: Scenario, plant: Plant, seed: int) -> World:
         survey_aps.append(WifiAp(bssid, SITE_SSID, channel, sx, sy, z, s_rssi, s_exp))
         true_aps.append(WifiAp(bssid, SITE_SSID, channel, tx, ty, z, t_rssi, t_exp))
         interval = wc.beacon_interval_s * (1 + r.uniform(-wc.clock_ppm, wc.clock_ppm) * 1e-6)
-        wifi.append(WifiEmitter(bssid, SITE_SSID, channel, True, te, interval,
-                                float(r.uniform(0, wc.beacon_interval_s))))
+        phase = float(r.uniform(0, wc.beacon_interval_s))
+        wifi.append(WifiEmitter(bssid, SITE_SSID, channel, True, te, interval, phase,
+                                int(r.integers(0, MAX_UPTIME_US))))
     b = plant.bounds
     for i in range(wc.foreign_aps):
         r = stream(seed, key + "/foreign-ap", i)
@@ -109,9 +112,11 @@ def build_world(sc: Scenario, plant: Plant, seed: int) -> World:
         freq = float(channel_freq_mhz(channel))
         te = TrueEmitter.draw(stream(seed, key + "/foreign-fields", i), "", fx, fy, 4.0,
                               -35.0, 2.3, (freq,), wc.link)
-        wifi.append(WifiEmitter(_mac(r, "3c:84:6a"), FOREIGN_SSIDS[i % len(FOREIGN_SSIDS)],
-                                channel, False, te, wc.beacon_interval_s,
-                                float(r.uniform(0, wc.beacon_interval_s))))
+        bssid = _mac(r, "3c:84:6a")
+        phase = float(r.uniform(0, wc.beacon_interval_s))
+        wifi.append(WifiEmitter(bssid, FOREIGN_SSIDS[i % len(FOREIGN_SSIDS)], channel, False,
+                                te, wc.beacon_interval_s, phase,
+                                int(r.integers(0, MAX_UPTIME_US))))
 
     survey_beacons: list[BleBeacon] = []
     true_beacons: list[BleBeacon] = []

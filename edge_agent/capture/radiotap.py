@@ -42,6 +42,8 @@ class BeaconTemplate:
     """One AP's beacon as captured by a monitor interface; `.frame(rssi_dbm)` patches the signal."""
 
     SIGNAL_OFFSET = 14  # byte index of dBm_AntSignal in the radiotap header
+    SEQ_CTRL_OFFSET = 16 + 22  # sequence control in the 802.11 header (after radiotap)
+    TSF_OFFSET = 16 + 24  # the beacon body's 8-byte timestamp
 
     def __init__(self, bssid: str, ssid: str, channel: int, *, fcs: bool = False,
                  tsf_us: int = 0) -> None:
@@ -73,9 +75,20 @@ class BeaconTemplate:
         self._template[self.SIGNAL_OFFSET] = max(-128, min(127, int(rssi_dbm))) & 0xFF
         return bytes(self._template)
 
-    def frames(self, rssi_dbm: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
-        """Many frames at once: an (n, len) uint8 array, row i carrying rssi_dbm[i]."""
+    def frames(self, rssi_dbm: npt.NDArray[np.integer],
+               seq: npt.NDArray[np.integer] | None = None,
+               tsf_us: npt.NDArray[np.integer] | None = None) -> npt.NDArray[np.uint8]:
+        """Many frames at once: an (n, len) uint8 array, row i carrying rssi_dbm[i] and, when
+        given, sequence number seq[i] (mod 4096) and TSF timestamp tsf_us[i]. Frames built with
+        an FCS keep the template's FCS, so leave seq/tsf out for those."""
         base = np.frombuffer(bytes(self._template), dtype=np.uint8)
-        out = np.tile(base, (len(rssi_dbm), 1))
+        n = len(rssi_dbm)
+        out = np.tile(base, (n, 1))
         out[:, self.SIGNAL_OFFSET] = np.clip(rssi_dbm, -128, 127).astype(np.int8).view(np.uint8)
+        if seq is not None:
+            sc = ((np.asarray(seq, dtype=np.int64) % 4096) << 4).astype("<u2")
+            out[:, self.SEQ_CTRL_OFFSET:self.SEQ_CTRL_OFFSET + 2] = sc.view(np.uint8).reshape(n, 2)
+        if tsf_us is not None:
+            ts = np.asarray(tsf_us, dtype=np.int64).astype("<u8")
+            out[:, self.TSF_OFFSET:self.TSF_OFFSET + 8] = ts.view(np.uint8).reshape(n, 8)
         return out

@@ -106,3 +106,27 @@ def test_cli_list_errors_and_bundle(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "b" / "wifi.pcap").exists()
     assert len(ok.stdout.strip().splitlines()) == 1
+
+
+def test_beacons_in_the_pcap_count_up_like_a_real_ap(tmp_path: Path) -> None:
+    """Sequence numbers and TSF advance by one beacon (102.4 ms, within the AP's clock error)
+    per beacon interval, so a capture reads like one from a real monitor interface."""
+    from scapy.layers.dot11 import Dot11, Dot11Beacon, RadioTap
+    from scapy.utils import RawPcapReader
+
+    run = simulate("sparse_aps", seed=1, duration_s=30)
+    run.write_bundle(tmp_path)
+    bssid = run.site.wifi_aps[0].bssid
+    seqs, tsfs, times = [], [], []
+    for data, meta in RawPcapReader(str(tmp_path / "wifi.pcap")):
+        p = RadioTap(data)
+        if p[Dot11].addr2 == bssid:
+            seqs.append(p[Dot11].SC >> 4)
+            tsfs.append(p[Dot11Beacon].timestamp)
+            times.append(meta.sec + meta.usec * 1e-6)
+    assert len(seqs) > 20
+    beacons = np.diff(np.array(tsfs)) / 102_400
+    assert np.allclose(beacons, np.round(beacons), atol=0.01)  # whole beacon intervals
+    assert np.array_equal(np.round(beacons) % 4096, np.diff(seqs) % 4096)
+    # TSF and capture time advance together (to the AP's +-25 ppm and the CSMA deferral)
+    assert np.allclose(np.diff(np.array(tsfs)) * 1e-6, np.diff(times), atol=0.01)

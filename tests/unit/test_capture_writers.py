@@ -227,3 +227,13 @@ def test_recorded_bundle_replays_to_the_recorded_observations(tmp_path: Path) ->
         if isinstance(a, GnssFix) and isinstance(b, GnssFix):
             assert abs(a.x_m - b.x_m) < 0.01 and abs(a.y_m - b.y_m) < 0.01
             assert a.hdop == b.hdop and a.num_sats == b.num_sats
+
+
+def test_bulk_beacons_carry_sequence_numbers_and_tsf() -> None:
+    tpl = BeaconTemplate("02:00:00:00:00:05", "seq", 11)
+    frames = tpl.frames(np.array([-50, -70]), np.array([7, 4096 + 9]),
+                        np.array([123_456_789, 2 ** 40 + 5]))
+    p0, p1 = RadioTap(frames[0].tobytes()), RadioTap(frames[1].tobytes())
+    assert (p0[Dot11].SC >> 4, p1[Dot11].SC >> 4) == (7, 9)
+    assert (p0[Dot11Beacon].timestamp, p1[Dot11Beacon].timestamp) == (123_456_789, 2 ** 40 + 5)
+    assert (p0.dBm_AntSignal, p1.dBm_AntSignal) == (-50, -70)
