@@ -189,16 +189,18 @@ def _print(results: dict[str, Acc]) -> None:
                   f"{fmt(r / b if b else float('nan'))}")
     print()
     print(f"{'scenario':14s} {'avail':>6s} {'yardGNSS':>8s} {'mov.true':>8s} {'mov.est':>8s} "
-          f"{'dist.err':>8s} {'tracker':>8s} {'x realtime':>10s} {'obs/s':>8s} {'resets':>6s} "
-          f"moved")
+          f"{'dist.err':>8s} {'chord':>6s} {'tracker':>8s} {'x realtime':>10s} {'obs/s':>8s} "
+          f"{'resets':>6s} moved")
     for name, a in results.items():
         mt = float(np.mean([m.get("moving_share_true", np.nan) for m in a.motion]))
         me = float(np.mean([m.get("moving_share_est", np.nan) for m in a.motion]))
         dt = sum(m.get("distance_true_m", 0.0) for m in a.motion)
         de = sum(m.get("distance_est_m", 0.0) for m in a.motion)
+        dc = sum(m.get("distance_chord_m", 0.0) for m in a.motion)
         mem = f" peak {a.peak_mb:.0f} MB" if a.peak_mb else ""
         print(f"{name:14s} {min(a.avail):6.3f} {fmt(_rms(a.yard_gnss)):>8s} {mt * 100:7.1f}% "
               f"{me * 100:7.1f}% {(de / dt - 1) * 100 if dt else float('nan'):+7.1f}% "
+              f"{(dc / dt - 1) * 100 if dt else float('nan'):+5.1f}% "
               f"{a.tracker_s:7.2f}s {a.sim_s / max(a.tracker_s, 1e-9):9.0f}x "
               f"{a.obs / max(a.tracker_s, 1e-9):8.0f} {a.resets:6d} {','.join(a.moved)}{mem}")
     if "stale_survey" in results:
