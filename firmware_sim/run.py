@@ -33,7 +33,7 @@ from firmware_sim.seeds import stream
 from firmware_sim.world import World, build_world
 
 T0_S = 1795000000.0  # every run starts here (2026-11-18 ~11:06 UTC): fixed, so runs compare
-MAX_DURATION_S = 86400.0  # a day: about 5 GB of frames in memory is where it stops being useful
+MAX_DURATION_S = 86400.0  # a day: dense_ble then holds a few GB of frames and observations
 RECEIVER_UERE_M = 4.0  # as the agent's NMEA reader: sigma = HDOP x UERE / sqrt(2) without GST
 
 
