@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--duration", "must be at least 60 s (one window)", value=args.duration)
     host, port = parse_http(args.http) if not args.no_serve else ("127.0.0.1", 0)
     find_mosquitto()  # fail first, with the apt command, before simulating anything
+    if port:
+        _check_port_free(host, port)
     from firmware_sim.fleet import write_fleet
     from firmware_sim.scenarios import SCENARIOS
 
@@ -85,6 +87,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         demo.say(f"demo: dashboard ingest: {rig.stop()}")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before the simulation, not after it, when --http's port is taken."""
+    import socket
+
+    from edge_agent.errors import InputError
+
+    try:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            s.bind((host, port))
+    except OSError as e:
+        raise InputError("--http", f"cannot listen on {host}:{port}: {e.strerror}; try "
+                         f"--http {host}:{port + 1}") from None
 
 
 def _print_check(check: object, arrived: bool, api: dict[str, object]) -> None:

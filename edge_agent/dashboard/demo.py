@@ -207,6 +207,7 @@ class DemoRig:
 def start_rig(out: Path, site_json: Path, host: str, port: int) -> DemoRig:
     """Private broker, site plan retained on it, dashboard ingest and HTTP server."""
     broker = start_private_broker(out / "broker")
+    ingest: DashboardIngest | None = None
     try:
         publish_site_plan("127.0.0.1", broker.port, site_json)
         store = DashboardStore(out / "dashboard.db")
@@ -222,6 +223,8 @@ def start_rig(out: Path, site_json: Path, host: str, port: int) -> DemoRig:
         rig.base_url = f"http://{host}:{bound}"
         return rig
     except BaseException:
+        if ingest is not None:
+            ingest.stop()
         broker.stop()
         raise
 
