@@ -130,3 +130,10 @@ def test_beacons_in_the_pcap_count_up_like_a_real_ap(tmp_path: Path) -> None:
     assert np.array_equal(np.round(beacons) % 4096, np.diff(seqs) % 4096)
     # TSF and capture time advance together (to the AP's +-25 ppm and the CSMA deferral)
     assert np.allclose(np.diff(np.array(tsfs)) * 1e-6, np.diff(times), atol=0.01)
+
+
+def test_same_seed_same_bundle_bytes(tmp_path: Path) -> None:
+    for d in ("a", "b"):
+        simulate("dense_ble", seed=9, duration_s=60).write_bundle(tmp_path / d)
+    for f in ("site.json", "wifi.pcap", "ble.pcap", "gps.nmea", "truth.csv"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
