@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,10 @@ def test_demo_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--trucks" in capsys.readouterr().err
     assert main(["demo", "--http", "localhost"]) == 2
     assert "--http" in capsys.readouterr().err
+    require_mosquitto()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["demo", "--http", f"127.0.0.1:{port}"]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
