@@ -178,7 +178,7 @@ def simulate_gnss(gc: GnssConfig, plant: Plant, site: Site, track: Track, t0_s: 
                              round(float(hdop[k]) * 1.3, 2)))
         if gc.gsv:
             snr_drop = 0 if outdoors[k] else 15
-            lines += gsv("GP" if tk == "GP" else "GN",
+            lines += gsv("GP",  # satellites in view are listed per constellation: GPS here
                          [(p, el, az, max(10, snr - snr_drop)) for p, el, az, snr in sky[:ns]])
         plat, plon = printed_lat_lon(lat, lon)
         px, py = site.to_local(plat, plon)
