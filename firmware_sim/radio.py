@@ -36,6 +36,7 @@ class LinkModel:
     env_doppler_hz: float = 0.5  # people and trucks moving around a standing receiver
     body_pattern_db: float = 3.0  # front-to-back: the mast shades emitters ahead (zero-mean)
     rx_gain_sd_db: float = 1.5  # receivers of one model differ from each other by this
+    rssi_noise_db: float = 1.0  # the chip's RSSI estimate itself is noisy (per frame, 1 sigma)
     channel_gain_sd_db: float = 0.0  # per emitter and channel (BLE: antenna response over
     # 2402-2480 MHz differs by a dB or two between advertising channels)
     rx_height_m: float = 2.0  # antenna on the overhead guard
@@ -114,7 +115,8 @@ class TrueEmitter:
         p_detect = 1.0 / (1.0 + np.exp(-(rssi - link.sensitivity_dbm)
                                        / link.sensitivity_soft_db))
         ok = (rng.random(len(x)) < p_detect) & (rng.random(len(x)) >= link.frame_loss)
-        return rssi, ok
+        # what the chip reports: the received level plus its estimation error
+        return rssi + link.rssi_noise_db * rng.standard_normal(len(x)), ok
 
 
 _LOG_MEAN_CACHE: dict[float, float] = {}

@@ -20,7 +20,7 @@ WIFI_HALL = LinkModel(
 BLE_HALL = LinkModel(
     shadow_sigma_db=5.0, shadow_corr_m=3.0, k_factor_db=0.0, wall_loss_db=12.0,
     door_loss_db=2.0, sensitivity_dbm=-96.0, sensitivity_soft_db=1.5, frame_loss=0.05,
-    channel_gain_sd_db=1.5)
+    channel_gain_sd_db=1.5, rssi_noise_db=1.5)
 
 
 @dataclass(frozen=True)
