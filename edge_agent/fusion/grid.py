@@ -52,7 +52,8 @@ class GridFilter:
         d = np.sqrt((self.cx[:, None] - ex_m[None, :]) ** 2
                     + (self.cy[:, None] - ey_m[None, :]) ** 2 + dz_m[None, :] ** 2)
         d = np.maximum(d, 1.0)
-        self.nominal_dbm = p1m_dbm[None, :] - 10.0 * n[None, :] * np.log10(d)  # (M, K)
+        self.log10_d = np.log10(d)
+        self.nominal_dbm = p1m_dbm[None, :] - 10.0 * n[None, :] * self.log10_d  # (M, K)
         self.wall = (self.indoor[:, None] != indoor_emitter[None, :]).astype(np.float64)
         self.slope_db_per_m = 10.0 * n[None, :] / LN10 / d  # |d rssi / d r|, for cell smearing
         self.aisle_logprior = np.zeros(self.cx.shape[0])
@@ -66,7 +67,7 @@ class GridFilter:
         self.last_ll = np.zeros(self.cx.shape[0])
         self._kernels: dict[float, tuple[Array, Array]] = {}
         self.common_inv_var: Array | None = None
-        self.set_calibration(np.zeros(len(ex_m)), 0.0, np.full(len(ex_m), 5.0), -95.0, 5.0)
+        self.set_calibration(np.zeros(len(ex_m)), 0.0, np.full(len(ex_m), 5.0), None, -95.0, 5.0)
 
     def reset(self) -> None:
         self.logp[:] = 0.0
@@ -87,7 +88,8 @@ class GridFilter:
         self._floor()
 
     def set_calibration(self, offsets_db: Array, wall_loss_db: float, sigma_db: Array,
-                        floor_dbm: Array | float, miss_sigma_db: float,
+                        exponent_delta: Array | None, floor_dbm: Array | float,
+                        miss_sigma_db: float,
                         common_var_db2: Array | None = None) -> None:
         """Precompute per cell and emitter the predicted RSSI, its variance and log P(missed).
 
@@ -96,6 +98,8 @@ class GridFilter:
         """
         self.pred_dbm = self.nominal_dbm + np.clip(offsets_db, -MAX_OFFSET_DB, MAX_OFFSET_DB)[
             None, :] - wall_loss_db * self.wall
+        if exponent_delta is not None:
+            self.pred_dbm -= 10.0 * exponent_delta[None, :] * self.log10_d
         self.inv_var = 1.0 / (sigma_db[None, :] ** 2
                               + (0.3 * self.cell_m * self.slope_db_per_m) ** 2)
         self.half_log_var = -0.5 * np.log(self.inv_var)

@@ -46,6 +46,7 @@ class TrackerParams:
     shadow_corr_m: float = 5.0  # shadowing decorrelates over about this distance ...
     shadow_max_corr_s: float = 20.0  # ... and standing still, count a second as 1/20 of one
     idle_repeat_start_s: float = 1.0  # ... after the first ones at a place (see _shadow_repeat)
+    exponent_prior: float = 0.3  # path-loss exponents differ from the survey by a few tenths
     offset_walk_db_per_sqrt_s: float = 0.02  # offsets drift slowly (temperature, furniture)
     wall_loss_prior_db: float = 10.0  # an exterior wall: 5-15 dB at 2.4 GHz
     wall_loss_sigma_db: float = 6.0
@@ -176,7 +177,13 @@ class Tracker:
                                        dtype=bool)
         self.floor_dbm = [p.wifi_floor_dbm, p.ble_floor_dbm]
         self._rssi_hist = [[0] * _HIST_BINS, [0] * _HIST_BINS]  # per kind, by whole -dBm
-        self.i_wall = self.k  # index of the wall loss in the calibration state
+        # calibration state: offsets (k), exponent corrections (one per AP, one for all beacons:
+        # cheap beacons share a systematic bias, 40 more states would cost too much), wall loss
+        n_wifi = int(np.sum(self.kind == _WIFI))
+        self.i_dn = np.where(self.kind == _WIFI, self.k + np.arange(self.k),
+                             self.k + n_wifi).astype(np.intp)
+        self.n_cal = self.k + n_wifi + int(np.any(self.kind == _BLE)) + 1
+        self.i_wall = self.n_cal - 1
         self.grid = GridFilter(site, p.grid_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
                                self.indoor_emitter, p.aisle_off_penalty)
         self.fine = GridFilter(site, p.fix_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
@@ -397,14 +404,18 @@ class Tracker:
         wall = (self.indoor_emitter[idx] != indoor_rx).astype(np.float64)
         d = np.sqrt((px - self.ex[idx]) ** 2 + (py - self.ey[idx]) ** 2 + self.dz[idx] ** 2)
         d = np.maximum(d, 1.0)
-        mu = self.p1m[idx] + c[idx] - 10.0 * self.n[idx] * np.log10(d) - c[self.i_wall] * wall
+        lg = np.log10(d)
+        dn = c[self.i_dn[idx]]
+        mu = self.p1m[idx] + c[idx] - 10.0 * (self.n[idx] + dn) * lg - c[self.i_wall] * wall
         floors = np.where(self.kind[idx] == _WIFI, self.floor_dbm[_WIFI], self.floor_dbm[_BLE])
         h, deriv = censored_mean(mu, p.frame_sigma_db, floors)
-        gx, gy = rssi_gradient(px, py, self.ex[idx], self.ey[idx], self.dz[idx], self.n[idx])
+        gx, gy = rssi_gradient(px, py, self.ex[idx], self.ey[idx], self.dz[idx],
+                               self.n[idx] + dn)
         m = idx.size
-        hj = np.zeros((m, self.k + 1))
+        hj = np.zeros((m, self.n_cal))
         hj[np.arange(m), idx] = deriv
         hj[:, self.i_wall] = -deriv * wall
+        hj[np.arange(m), self.i_dn[idx]] = -10.0 * lg * deriv
         tau_s = self._shadow_repeat(ekf)
         gpx = deriv * gx
         gpy = deriv * gy
@@ -457,14 +468,16 @@ class Tracker:
         """Offsets = one part common to each radio kind (all APs of a plant tend to sit below
         the survey together) + an individual part; independent priors would pin the common one."""
         p = self.p
-        x0 = np.zeros(self.k + 1)
+        x0 = np.zeros(self.n_cal)
         x0[self.i_wall] = p.wall_loss_prior_db
-        p0 = np.zeros((self.k + 1, self.k + 1))
+        p0 = np.zeros((self.n_cal, self.n_cal))
         same_kind = (self.kind[:, None] == self.kind[None, :]).astype(np.float64)
         p0[:self.k, :self.k] = (p.offset_common_db ** 2 * same_kind
                                 + p.offset_prior_db ** 2 * np.eye(self.k))
         p0[self.i_wall, self.i_wall] = p.wall_loss_sigma_db ** 2
-        self._cal_eye = np.eye(self.k + 1)
+        for j in range(self.k, self.i_wall):
+            p0[j, j] = p.exponent_prior ** 2
+        self._cal_eye = np.eye(self.n_cal)
         self._cal_q = self._cal_eye * p.offset_walk_db_per_sqrt_s ** 2
         return Ekf(x0, p0)
 
@@ -493,6 +506,7 @@ class Tracker:
         c = self.cal.x
         offsets = c[:self.k]
         wall = float(c[self.i_wall])
+        dn = c[self.i_dn]
         pb = self.cal.P[:self.k, :self.k]
         common = np.array([float(pb[np.ix_(self.kind == kd, self.kind == kd)].mean())
                            if (self.kind == kd).any() else 1.0 for kd in (_WIFI, _BLE)])
@@ -501,7 +515,7 @@ class Tracker:
         if not p.profile_common_offset:
             sigma = np.sqrt(sigma ** 2 + common[self.kind])
         for g in (self.grid, self.fine):
-            g.set_calibration(offsets, wall, sigma, np.array(self.floor_dbm)[self.kind],
+            g.set_calibration(offsets, wall, sigma, dn, np.array(self.floor_dbm)[self.kind],
                               p.frame_sigma_db + MISS_EXTRA_SIGMA_DB,
                               common if p.profile_common_offset else None)
         self._grid_cal_due = self._last_t + GRID_RECALIBRATE_S if self._last_t else 0.0
@@ -607,6 +621,7 @@ class Tracker:
             emitters[e.key] = {
                 "kind": "wifi" if self.kind[i] == _WIFI else "ble",
                 "offset_db": round(float(c[i]), 2),
+                "exponent": round(float(self.n[i] + c[self.i_dn[i]]), 2),
                 "samples": round(e.samples, 1), "moved_llr": round(e.llr, 1),
                 "best_xy": [round(v, 1) for v in e.best_xy] if e.best_xy else None,
                 "moved": e.moved,
