@@ -37,10 +37,10 @@ with a calibrated tracker of independent errors one cell is truer up to 6 m (its
 blurs the map), while the tracker's lost stretches have structured errors that spreading hedges."""
 DISTANCE_CHORD_S = 5.0
 """Distance is the mean speed along a 5 s chord of the track: step-by-step sums count position
-jitter as travel (+45 % measured), longer chords cut corners; 5 s measured best overall."""
+jitter as travel (+50 % measured), longer chords cut corners; 5 s measured best overall."""
 SNAP_TO_AISLES = True
 """Dwell goes on the centre line of an aisle the position is near (site.json aisles): trucks drive
-them. Measured: TV -0.02 with the shipped tracker and with a calibrated 4 m one, +0.007 at 2 m."""
+them. Measured: TV -0.02 with the shipped tracker and with a calibrated 4 m one, +0.01 at 2 m."""
 DEFAULT_STEP_S = 1.0
 """The tracker's period: what the very last estimate covers when no step has been seen yet."""
 
