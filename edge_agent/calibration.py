@@ -230,7 +230,10 @@ def fit_log_distance(d_m: FloatArray, rssi_dbm: FloatArray, *, floor_dbm: float 
         huber = it < iterations
         if floor_dbm is not None:
             # Censoring: keep only where the model puts the mean well above the floor.
-            margin = CENSOR_MARGIN_SIGMA * (sigma if censor_sigma_db is None else censor_sigma_db)
+            # A place is lost to the floor by its own shadowing (sigma, the spread of the place
+            # medians) and then frame by frame by fading (censor_sigma_db): both count.
+            spread = sigma if censor_sigma_db is None else math.hypot(sigma, censor_sigma_db)
+            margin = CENSOR_MARGIN_SIGMA * spread
             use = (a + n * x) >= floor_dbm + margin
         enough = int(use.sum()) >= min_samples
         if not enough:
