@@ -6,8 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from edge_agent.config import AgentConfig, Secret, check_permissions, load_config
+from edge_agent.config import AGENT_ID_RE, AgentConfig, Secret, check_permissions, load_config
 from edge_agent.errors import ConfigError
 
 GOOD = """
@@ -149,3 +151,30 @@ def test_dump_toml_round_trips(tmp_path: Path) -> None:
 def test_tls_files_need_mqtts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="mqtts"):
         load_config(write(tmp_path, GOOD.replace("mqtts://", "mqtt://")))
+
+
+# Any TOML document: load_config either returns a config or raises ConfigError, never anything
+# else (a KeyError or TypeError would reach the user as a traceback).
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                    st.floats(allow_nan=True), st.text(max_size=12),
+                    st.lists(st.integers(-5, 300), max_size=4))
+_KEYS = st.sampled_from(["id", "site_file", "data_dir", "enabled", "mode", "iface", "channels",
+                         "dwell_s", "baud", "cell_m", "window_s", "db", "max_mb", "url",
+                         "password", "password_file", "ca_file", "cert_file", "mqtt_version",
+                         "keepalive_s", "site", "bogus"])
+_SECTIONS = st.sampled_from(["agent", "wifi", "ble", "gnss", "heatmap", "buffer", "mqtt", "x"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_SECTIONS, st.one_of(
+    st.dictionaries(_KEYS, _VALUES.filter(lambda v: v is not None), max_size=5),
+    st.integers()), max_size=5))
+def test_any_document_loads_or_raises_config_error(doc: dict[str, object]) -> None:
+    from edge_agent.config import config_from_dict
+
+    try:
+        cfg = config_from_dict(doc, "/etc/edge-agent/agent.toml")
+    except ConfigError as e:
+        assert str(e).startswith("/etc/edge-agent/agent.toml: ")
+    else:
+        assert AGENT_ID_RE.match(cfg.agent.id)
