@@ -31,7 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge_agent.dashboard.store import DashboardStore
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import BrokerError, EdgeAgentError
 from edge_agent.heatmap.codec import decode_window
 from edge_agent.heatmap.window import Window
 from edge_agent.publish.broker_url import parse_broker_url
@@ -107,6 +107,8 @@ class DashboardIngest:
                         protocol=mqtt.MQTTv5, manual_ack=True)
         if self.url.user is not None:
             c.username_pw_set(self.url.user, self.url.password)
+        if not self.url.tls and (tls_ca or tls_cert):
+            raise BrokerError(f"--tls-ca/--tls-cert given for plain {self.url}: use mqtts://")
         if self.url.tls:
             c.tls_set(ca_certs=str(tls_ca) if tls_ca else None,
                       certfile=str(tls_cert) if tls_cert else None,
@@ -138,7 +140,8 @@ class DashboardIngest:
         return self.connected.wait(timeout_s)
 
     def stop(self) -> str:
-        """Write and acknowledge what was received, disconnect; returns the summary line."""
+        """Disconnect, then store what was received; returns the summary line. Windows of the
+        last batch may go unacknowledged: the broker redelivers them, the store absorbs them."""
         self._leaving = True
         self.client.disconnect()
         self.client.loop_stop()
