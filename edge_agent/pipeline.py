@@ -137,7 +137,8 @@ class Pipeline:
             # passed on and the heatmap counts the gap as not covered (docs/heatmap.md)
             silent_from = s.last_t + MAX_HOLD_S
             s.offline_gaps += 1
-        s.last_t = obs.t
+        if s.last_t is None or obs.t > s.last_t:
+            s.last_t = obs.t  # the newest time seen: a record from the past does not rewind it
         estimates = self.tracker.process(obs)
         if silent_from is not None:
             estimates = [e for e in estimates if not silent_from < e.t < obs.t]

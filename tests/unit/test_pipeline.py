@@ -36,6 +36,8 @@ class GnssEchoTracker:
         out: list[Estimate] = []
         if self.epoch is None:
             self.epoch = k
+        if k < self.epoch:
+            return out  # late, ignored like the real tracker does
         while k > self.epoch:
             out.append(self._emit(self.epoch))
             self.epoch += 1
@@ -164,6 +166,18 @@ def test_a_lone_timestamp_years_ahead_is_dropped_not_followed(site: Site) -> Non
     assert s.time_jumps_dropped == 1
     assert s.estimates == 120 and s.last_t == obs[-1].t
     assert [w.start for w in sink.windows] == [T0, T0 + 60, T0 + 120]
+
+
+def test_a_record_from_the_distant_past_changes_nothing(site: Site) -> None:
+    obs = drive(120)
+    obs.insert(60, GnssFix(T0 - 20 * 365 * 86400.0, 50.0, 50.0, 1.0, 1.0, 1))
+    ref = Pipeline(site, "fl-01", GnssEchoTracker())
+    ref.feed_all(drive(120))
+    pipe = Pipeline(site, "fl-01", GnssEchoTracker())
+    pipe.feed_all(obs)
+    s = pipe.close()
+    assert s.offline_gaps == 0 and s.time_jumps_dropped == 0
+    assert s.heatmap == ref.close().heatmap
 
 
 def test_a_jump_confirmed_by_the_next_observation_is_followed(site: Site) -> None:
