@@ -7,12 +7,15 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from support.dashboard import SITE_DOC, T0, Publisher, fleet_windows, make_window, wait_until
 from support.mosquitto import Broker, start_mosquitto
 
 from edge_agent.dashboard.ingest import DashboardIngest, parse_status
 from edge_agent.dashboard.store import DashboardStore
+from edge_agent.heatmap.codec import encode_window
 
 pytestmark = pytest.mark.mosquitto
 
@@ -79,7 +82,6 @@ def test_status_site_plan_and_garbage(broker: Broker, tmp_path: Path) -> None:
     try:
         pub.publish("plants/plant-t/agents/fl-02/heatmap", b"not a window")
         w = make_window("fl-03", T0, {(1, 1): (50.0, 5.0)})
-        from edge_agent.heatmap.codec import encode_window
         pub.publish("plants/plant-t/agents/fl-09/heatmap", encode_window(w))  # wrong agent
         pub.publish_windows([make_window("fl-01", T0, {(2, 2): (40.0, 4.0)})])
         wait_until(lambda: ing.stats.received >= 5, "5 messages")
@@ -105,3 +107,39 @@ def test_status_site_plan_and_garbage(broker: Broker, tmp_path: Path) -> None:
 def test_parse_status_accepts_word_or_json(payload: bytes,
                                            expected: tuple[str, float | None]) -> None:
     assert parse_status(payload) == expected
+
+
+def test_tls_with_the_dashboard_user_and_a_refused_password(tmp_path: Path) -> None:
+    from support.fixtures import AGENT_ACL, SECURE_USERS
+
+    b = start_mosquitto(tmp_path, users=SECURE_USERS, acl=AGENT_ACL, tls=True)
+    try:
+        good = DashboardIngest(DashboardStore(tmp_path / "d.db"),
+                               b.url("dashboard", SECURE_USERS["dashboard"], tls=True),
+                               tls_ca=b.ca_path, session_expiry_s=0)
+        good.start()
+        assert good.wait_connected(30), good.last_error
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.username_pw_set("fl-01", SECURE_USERS["fl-01"])
+        pub.tls_set(ca_certs=str(b.ca_path))
+        assert b.tls_port is not None
+        pub.connect(b.host, b.tls_port)
+        pub.loop_start()
+        w = make_window("fl-01", T0, {(3, 3): (45.0, 15.0)})
+        pub.publish("plants/plant-t/agents/fl-01/heatmap", encode_window(w),
+                    qos=1).wait_for_publish(30)
+        wait_until(lambda: good.stats.stored == 1, "the window over TLS")
+        pub.disconnect()
+        pub.loop_stop()
+        good.stop()
+
+        bad = DashboardIngest(DashboardStore(tmp_path / "e.db"),
+                              b.url("dashboard", "wrong", tls=True), tls_ca=b.ca_path,
+                              session_expiry_s=0)
+        bad.start()
+        wait_until(lambda: bad.last_error is not None, "the refusal")
+        assert not bad.connected.is_set()
+        assert "refused the connection" in (bad.last_error or "")
+        bad.stop()
+    finally:
+        b.stop()
