@@ -3,9 +3,9 @@
 Several dashboard instances in one share group split the windows between them (and write one
 shared --db). A message is acknowledged only after its batch is committed to the store, so a
 crash loses nothing; the broker's redelivery and the agents' resends are absorbed by window id.
-Status and site plans are retained topics, and brokers differ on giving retained messages to a
-shared subscription (Mosquitto 2.0 does, others do not), so every instance subscribes to those
-directly (they are few and idempotent).
+Status and site plans are retained topics every instance needs in full, whatever a broker does
+with retained messages on shared subscriptions, so each instance subscribes to those directly
+(they are few and idempotent).
 """
 
 from __future__ import annotations
