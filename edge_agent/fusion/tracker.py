@@ -92,6 +92,10 @@ MISS_EXTRA_SIGMA_DB = 3.0
 IDLE_VELOCITY_VAR = 0.01
 """(0.1 m/s)^2: when motion resumes the filter starts from rest but can pick up speed at once."""
 
+MAX_OFFSET_DB = 10.0
+"""A radio more than 10 dB off its survey is a survey error to fix, not something to learn."""
+MAX_EXPONENT_DELTA = 0.6
+"""Path-loss exponents of one plant stay within +-0.6 of a site survey's value."""
 WALL_LOSS_MIN_DB = 3.0
 WALL_LOSS_MAX_DB = 30.0
 """An exterior wall attenuates 3-30 dB (glass to concrete); outside that the estimate is lost."""
@@ -341,6 +345,8 @@ class Tracker:
                 self._ekf_step(ekf, step)
             self._check_grid(ekf)
             self._constrain(ekf)
+            # No confidence gate here: the consider covariance already discounts a poor
+            # position, and gating starved sparse_aps (12.6 -> 18.2 m).
             if (h_idx.size and (self.motion.moving or not p.learn_offsets_moving_only)
                     and int(t) % OFFSET_LEARN_EVERY_S == 0):
                 self._learn_offsets(ekf, h_idx, z, ncount)
@@ -431,10 +437,13 @@ class Tracker:
             self.stats["rssi_clipped"] += int(big.sum())
             r = np.where(big, r * nis / clip, r)
         cal.update(z, lambda _x: h, lambda _x: hj, np.diag(r))
-        wl = float(np.clip(cal.x[self.i_wall], WALL_LOSS_MIN_DB, WALL_LOSS_MAX_DB))
-        if wl != cal.x[self.i_wall]:
-            cn = cal.x.copy()
-            cn[self.i_wall] = wl
+        # Physical bounds: beyond them the filter is explaining a lost track, not a radio.
+        cn = cal.x.copy()
+        cn[:self.k] = np.clip(cn[:self.k], -MAX_OFFSET_DB, MAX_OFFSET_DB)
+        cn[self.k:self.i_wall] = np.clip(cn[self.k:self.i_wall], -MAX_EXPONENT_DELTA,
+                                         MAX_EXPONENT_DELTA)
+        cn[self.i_wall] = np.clip(cn[self.i_wall], WALL_LOSS_MIN_DB, WALL_LOSS_MAX_DB)
+        if not np.array_equal(cn, cal.x):
             cal.set_state(cn)
 
     def _watch_emitters(self, ekf: Ekf, st: _Step) -> None:
