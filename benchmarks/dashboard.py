@@ -16,6 +16,7 @@ import json
 import math
 import multiprocessing
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -109,13 +110,14 @@ def _drain(db: str, url: str, client_id: str, stop: Any) -> None:
     ing.stop()
 
 
-def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, float]:
+def bench_ingest(work: Path, n_windows: int, instances: int = 1,
+                 store_process: bool = False) -> dict[str, float]:
     """Backlog drain rate of `instances` dashboards in one share group (1: in this process)."""
     windows = make_windows(50, max(1, n_windows // 50), seed=1)
     payloads = [(f"plants/{w.site}/agents/{w.agent}/heatmap", encode_window(w)) for w in windows]
-    broker = start_private_broker(work / f"broker-{instances}",
+    broker = start_private_broker(work / f"broker-{instances}-{int(store_process)}",
                                   extra_conf="max_queued_messages 0\nmax_queued_bytes 0")
-    db = work / f"ingest-{instances}.db"
+    db = work / f"ingest-{instances}-{int(store_process)}.db"
     store = DashboardStore(db)
     ids = [f"bench-dashboard-{i}" for i in range(instances)]
     try:
@@ -137,8 +139,10 @@ def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, fl
         pub.disconnect()
         pub.loop_stop()
         if instances == 1:
-            second = DashboardIngest(store, broker.url, client_id=ids[0])
+            second = DashboardIngest(store, broker.url, client_id=ids[0],
+                                     store_process=store_process)
             threads = _thread_cpu_probe(second)
+            kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0, cpu0 = time.perf_counter(), time.process_time()
             second.start()
             deadline = t0 + 300
@@ -146,7 +150,11 @@ def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, fl
                 time.sleep(0.005)
             ingest_s = time.perf_counter() - t0
             cpu_s = time.process_time() - cpu0  # all threads of this process: load-independent
-            second.stop()
+            second.stop()  # joins the store process, so its CPU shows in RUSAGE_CHILDREN
+            kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            child_s = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+            parent_s = cpu_s
+            cpu_s += child_s
             net_us = threads["net_cpu_s"] / max(1, stored_now(store)) * 1e6
             writer_us = threads["writer_cpu_s"] / max(1, stored_now(store)) * 1e6
         else:
@@ -161,7 +169,7 @@ def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, fl
             while store.count_windows() < len(payloads) and time.perf_counter() < deadline:
                 time.sleep(0.01)
             ingest_s = time.perf_counter() - t0  # includes starting the processes
-            cpu_s = net_us = writer_us = math.nan
+            cpu_s = net_us = writer_us = parent_s = child_s = math.nan
             stop.set()
             for pr in procs:
                 pr.join(60)
@@ -171,6 +179,7 @@ def bench_ingest(work: Path, n_windows: int, instances: int = 1) -> dict[str, fl
     return {"windows": len(payloads), "stored": stored, "ingest_s": ingest_s,
             "ingest_per_s": stored / ingest_s, "per_cpu_s": stored / cpu_s,
             "net_thread_us": net_us, "writer_thread_us": writer_us,
+            "parent_us": parent_s / stored * 1e6, "child_us": child_s / stored * 1e6,
             "publish_per_s": len(payloads) / pub_s,
             "payload_bytes_mean": statistics.mean(len(p) for _, p in payloads)}
 
@@ -240,6 +249,15 @@ def main() -> int:
               f"free core gives): {ing['per_cpu_s']:.0f} windows/s; CPU per window: network "
               f"thread {ing['net_thread_us']:.0f} us, writer thread "
               f"{ing['writer_thread_us']:.0f} us")
+        two = bench_ingest(work, args.windows, 1, store_process=True)
+        print(f"ingest, one instance with --store-process (MQTT and SQLite on two cores): "
+              f"{two['ingest_per_s']:.0f} windows/s wall clock "
+              f"({two['ingest_per_s'] / ing['ingest_per_s']:.2f}x in-process; "
+              f"{two['per_cpu_s']:.0f} windows per CPU-second of both processes; CPU per "
+              f"window: MQTT process {two['parent_us']:.0f} us, store process "
+              f"{two['child_us']:.0f} us, so about "
+              f"{1e6 / max(two['parent_us'], two['child_us']):.0f} windows/s where two cores "
+              "are free)")
         if args.instances > 1:
             many = bench_ingest(work, args.windows, args.instances)
             print(f"ingest, {args.instances} instances in one share group and one --db "

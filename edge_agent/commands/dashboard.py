@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--tls-ca", type=Path, default=None, help="CA certificate for mqtts://")
     p.add_argument("--tls-cert", type=Path, default=None, help="client certificate for mqtts://")
     p.add_argument("--tls-key", type=Path, default=None, help="client key for mqtts://")
+    p.add_argument("--store-process", action="store_true",
+                   help="decode and store windows in a second process, so MQTT and SQLite use "
+                        "two cores (faster backlog drains on a multi-core server)")
     p.add_argument("--shifts", default="06:00,14:00,22:00",
                    help="shift start times HH:MM in the browser's local time, comma "
                         "separated, for the 'This shift' range; default 06:00,14:00,22:00")
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.broker:
         ingest = DashboardIngest(store, args.broker, group=args.group, client_id=args.client_id,
                                  tls_ca=args.tls_ca, tls_cert=args.tls_cert,
-                                 tls_key=args.tls_key)
+                                 tls_key=args.tls_key, store_process=args.store_process)
         ingest.start()
         if ingest.wait_connected(CONNECT_WAIT_S):
             print(f"subscribed to {ingest.url} as share group {args.group!r}", file=sys.stderr)

@@ -10,9 +10,11 @@ with retained messages on shared subscriptions, so each instance subscribes to t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import multiprocessing
 import queue
 import socket
 import sqlite3
@@ -46,10 +48,11 @@ SITE_TOPIC = "plants/+/site"
 DEFAULT_GROUP = "dashboard"
 # Windows committed per SQLite transaction at most: big enough that commits are not the bottleneck
 # at >= 5000 windows/s, small enough that a batch's acknowledgements are not held back long.
-BATCH_MAX = 2000
+BATCH_MAX = 500
 # MQTT 5 Receive Maximum: unacknowledged windows the broker may have in flight to us. We ack after
-# each batch's commit, so this must let a whole batch arrive (a broker may cap it lower).
-RECEIVE_MAXIMUM = BATCH_MAX
+# each batch's commit, so this must cover several batches: the next ones arrive while one is
+# being stored (with a whole batch only, the broker would wait on every commit).
+RECEIVE_MAXIMUM = 10 * BATCH_MAX
 # The broker keeps our session (and queues windows for it) this long while we are down: a day
 # covers a night's outage of the central server; agents' outboxes cover longer ones.
 SESSION_EXPIRY_S = 86_400
@@ -57,6 +60,8 @@ KEEPALIVE_S = 30
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 # Pause before retrying a batch the database refused (full disk, long lock).
 DB_RETRY_S = 1.0
+# Bound on waiting for the store process to finish its last batch when stopping.
+WORKER_STOP_S = 30.0
 # A status payload longer than this is not a status word; it is stored cut short.
 STATUS_MAX_CHARS = 32
 
@@ -88,7 +93,7 @@ class DashboardIngest:
     def __init__(self, store: DashboardStore, broker_url: str, *, group: str = DEFAULT_GROUP,
                  client_id: str | None = None, tls_ca: str | Path | None = None,
                  tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
-                 session_expiry_s: int = SESSION_EXPIRY_S) -> None:
+                 session_expiry_s: int = SESSION_EXPIRY_S, store_process: bool = False) -> None:
         self.store = store
         self.url = parse_broker_url(broker_url)
         self.group = group
@@ -100,6 +105,8 @@ class DashboardIngest:
         self._leaving = False  # we asked to disconnect: not worth a warning
         self._writer: threading.Thread | None = None
         self._session_expiry_s = session_expiry_s
+        self._store_process = store_process
+        self._worker: StoreWorker | None = None
         if client_id is None:
             # Stable per host, group and database: the broker keeps this session's queue.
             digest = hashlib.sha1(str(store.path.resolve()).encode()).hexdigest()[:8]
@@ -129,6 +136,8 @@ class DashboardIngest:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._session_expiry_s
         props.ReceiveMaximum = RECEIVE_MAXIMUM
+        if self._store_process:
+            self._worker = StoreWorker(self.store.path)
         self._writer = threading.Thread(target=self._write_loop, name="dashboard-ingest",
                                         daemon=True)
         self._writer.start()
@@ -149,6 +158,8 @@ class DashboardIngest:
         self._stop.set()
         if self._writer is not None:
             self._writer.join()
+        if self._worker is not None:
+            self._worker.close()
         self.store.close()
         return self.stats.summary()
 
@@ -218,57 +229,131 @@ class DashboardIngest:
         A database error (disk full, lock held too long) leaves the batch unacknowledged and
         propagates; the caller retries it, so the broker never drops what we did not store.
         """
-        windows: list[Window] = []
-        texts: list[str] = []
-        done = IngestStats()
-        for msg in batch:
-            done.received += 1
-            try:
-                self._handle_one(msg, windows, texts, done)
-            except (EdgeAgentError, ValueError, KeyError, TypeError) as e:
-                done.rejected += 1
-                log.warning("rejected message on %s: %s", msg.topic, e)
-        if windows:
-            res = self.store.add_windows(windows, texts)
-            done.stored, done.duplicates = res.stored, res.duplicates
+        items = [(msg.topic, bytes(msg.payload)) for msg in batch]
+        if self._worker is not None:
+            done = self._worker.store(items)
+        else:
+            done = store_messages(self.store, items)
         for msg in batch:
             if msg.qos > 0:
                 self.client.ack(msg.mid, msg.qos)
         self.stats.add(done)
 
-    def _handle_one(self, msg: mqtt.MQTTMessage, windows: list[Window], texts: list[str],
-                    done: IngestStats) -> None:
-        parts = msg.topic.split("/")
-        if len(parts) == 5 and parts[0] == "plants" and parts[2] == "agents":
-            site, agent, kind = parts[1], parts[3], parts[4]
-            if kind == "heatmap":
-                payload = bytes(msg.payload)
-                w = decode_window(payload)
-                if (w.site, w.agent) != (site, agent):
-                    raise ValueError(f"window {w.id!r} says {w.site}/{w.agent}, topic says "
-                                     f"{site}/{agent}")
-                # decode_window accepted it: plain JSON, or deflated JSON of a bounded size.
-                raw = payload if payload[:1] == b"{" else zlib.decompress(payload)
-                texts.append(raw.decode("utf-8"))
-                windows.append(w)
-                return
-            if kind == "status":
-                if msg.payload:
-                    status, t_s = parse_status(bytes(msg.payload))
-                    self.store.set_status(site, agent, status, t_s)
-                    done.statuses += 1
-                return
-        if len(parts) == 3 and parts[0] == "plants" and parts[2] == "site":
-            if not msg.payload:
-                return
-            plan = json.loads(msg.payload)
-            site_obj = site_from_dict(plan, msg.topic)  # validate before keeping
-            if site_obj.site != parts[1]:
-                raise ValueError(f"site plan {site_obj.site!r} on topic of site {parts[1]!r}")
-            self.store.set_site_plan(site_obj.to_dict(), f"mqtt:{msg.topic}")
-            done.site_plans += 1
+
+def store_messages(store: DashboardStore, items: list[tuple[str, bytes]]) -> IngestStats:
+    """Decode and store (topic, payload) messages, windows in one transaction; what it did.
+
+    Malformed messages are counted and logged, not raised; sqlite3.Error propagates.
+    """
+    windows: list[Window] = []
+    texts: list[str] = []
+    done = IngestStats()
+    for topic, payload in items:
+        done.received += 1
+        try:
+            _handle_one(store, topic, payload, windows, texts, done)
+        except (EdgeAgentError, ValueError, KeyError, TypeError) as e:
+            done.rejected += 1
+            log.warning("rejected message on %s: %s", topic, e)
+    if windows:
+        res = store.add_windows(windows, texts)
+        done.stored, done.duplicates = res.stored, res.duplicates
+    return done
+
+
+def _handle_one(store: DashboardStore, topic: str, payload: bytes, windows: list[Window],
+                texts: list[str], done: IngestStats) -> None:
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[0] == "plants" and parts[2] == "agents":
+        site, agent, kind = parts[1], parts[3], parts[4]
+        if kind == "heatmap":
+            w = decode_window(payload)
+            if (w.site, w.agent) != (site, agent):
+                raise ValueError(f"window {w.id!r} says {w.site}/{w.agent}, topic says "
+                                 f"{site}/{agent}")
+            # decode_window accepted it: plain JSON, or deflated JSON of a bounded size.
+            raw = payload if payload[:1] == b"{" else zlib.decompress(payload)
+            texts.append(raw.decode("utf-8"))
+            windows.append(w)
             return
-        raise ValueError("unexpected topic")
+        if kind == "status":
+            if payload:
+                status, t_s = parse_status(payload)
+                store.set_status(site, agent, status, t_s)
+                done.statuses += 1
+            return
+    if len(parts) == 3 and parts[0] == "plants" and parts[2] == "site":
+        if not payload:
+            return
+        plan = json.loads(payload)
+        site_obj = site_from_dict(plan, topic)  # validate before keeping
+        if site_obj.site != parts[1]:
+            raise ValueError(f"site plan {site_obj.site!r} on topic of site {parts[1]!r}")
+        store.set_site_plan(site_obj.to_dict(), f"mqtt:{topic}")
+        done.site_plans += 1
+        return
+    raise ValueError("unexpected topic")
+
+
+class StoreWorker:
+    """store_messages in a child process: decoding and SQLite off this process's GIL, so the
+    MQTT thread and the store run on two cores. The parent still acknowledges, after the
+    child's commit."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._ctx = multiprocessing.get_context("spawn")  # safe with paho's threads running
+        self._proc: Any = None
+        self._conn: Any = None
+        self._start()
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=_store_worker_main, args=(str(self.db_path), child),
+                                       name="dashboard-store", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def store(self, items: list[tuple[str, bytes]]) -> IngestStats:
+        """Have the child store a batch; sqlite3.Error if it could not (the caller retries)."""
+        try:
+            self._conn.send(items)
+            reply = self._conn.recv()
+        except (EOFError, OSError) as e:  # the child died: start a new one, retry the batch
+            self.close()
+            self._start()
+            raise sqlite3.OperationalError(f"store process ended: {e!r}") from None
+        if isinstance(reply, str):
+            raise sqlite3.OperationalError(reply)
+        return IngestStats(*reply)
+
+    def close(self) -> None:
+        with contextlib.suppress(EOFError, OSError):  # already gone: nothing to tell it
+            self._conn.send(None)
+        self._proc.join(WORKER_STOP_S)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(WORKER_STOP_S)
+        self._conn.close()
+
+
+def _store_worker_main(db_path: str, conn: Any) -> None:
+    """The child's loop: batches in, IngestStats fields (or a database error text) out."""
+    store = DashboardStore(db_path)
+    while True:
+        try:
+            items = conn.recv()
+        except EOFError:
+            return
+        if items is None:
+            return
+        try:
+            done = store_messages(store, items)
+        except sqlite3.Error as e:
+            conn.send(f"{type(e).__name__}: {e}")
+            continue
+        conn.send(tuple(getattr(done, f.name) for f in fields(done)))
 
 
 def parse_status(payload: bytes) -> tuple[str, float | None]:

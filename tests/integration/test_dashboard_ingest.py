@@ -143,3 +143,22 @@ def test_tls_with_the_dashboard_user_and_a_refused_password(tmp_path: Path) -> N
         bad.stop()
     finally:
         b.stop()
+
+
+def test_store_process_mode_stores_once_and_acknowledges(broker: Broker, tmp_path: Path) -> None:
+    ing = DashboardIngest(DashboardStore(tmp_path / "p.db"), broker.url(), session_expiry_s=0,
+                          store_process=True)
+    ing.start()
+    pub = Publisher(broker.host, broker.port)
+    try:
+        assert ing.wait_connected(30)
+        wins = fleet_windows(2, 15, seed=9)
+        pub.publish_windows(wins)
+        pub.publish_windows(wins[:5])
+        pub.publish("plants/plant-t/agents/fl-01/heatmap", b"garbage")
+        wait_until(lambda: ing.stats.received == 36, "36 messages")
+        assert (ing.stats.stored, ing.stats.duplicates, ing.stats.rejected) == (30, 5, 1)
+    finally:
+        pub.close()
+        ing.stop()
+    assert DashboardStore(tmp_path / "p.db").count_windows() == 30
