@@ -54,3 +54,25 @@ def test_a_refused_write_is_retried_and_counted_once(tmp_path: Path,
     assert store.failures == 0
     assert (ing.stats.received, ing.stats.stored, ing.stats.rejected) == (1, 1, 0)
     assert DashboardStore(tmp_path / "d.db").count_windows() == 1
+
+
+def test_a_dead_store_process_is_replaced_and_the_batch_retried(tmp_path: Path) -> None:
+    from edge_agent.dashboard.ingest import StoreWorker
+
+    def items(*ws: Window) -> list[tuple[str, bytes]]:
+        return [(f"plants/{w.site}/agents/{w.agent}/heatmap", encode_window(w)) for w in ws]
+
+    worker = StoreWorker(tmp_path / "d.db")
+    try:
+        first = worker.store(items(make_window("fl-01", T0, {(1, 1): (50.0, 10.0)})))
+        assert first.stored == 1
+        worker._proc.kill()
+        worker._proc.join(10)
+        batch = items(make_window("fl-01", T0 + 60, {(1, 1): (50.0, 10.0)}))
+        with pytest.raises(sqlite3.OperationalError, match="store process ended"):
+            worker.store(batch)  # the caller keeps it unacknowledged and retries
+        again = worker.store(batch)
+        assert (again.received, again.stored) == (1, 1)
+    finally:
+        worker.close()
+    assert DashboardStore(tmp_path / "d.db").count_windows() == 2
