@@ -42,6 +42,11 @@ MAX_PLAUSIBLE_YEAR = 2099
 CLOCK_DATE_AFTER_EPOCHS = 5
 # A date going back more than this is a receiver fault (week rollover, cold-boot garbage), not time.
 MAX_DATE_STEP_BACK_S = 86400.0
+# An epoch stamped less than this before the previous one is a receiver formatting slip (the Telit
+# HE910 prints 105153.071 as "105153.71"), not old data: it is kept, re-stamped just after the
+# previous epoch, and a warning says so. Same rule as the Wi-Fi reorder tolerance.
+EPOCH_RESTAMP_TOLERANCE_S = 1.0
+_RESTAMP_STEP_S = 0.001
 # 1-sigma user equivalent range error of a consumer L1 multi-constellation receiver (open sky
 # u-blox M8/F9 class: ~2.5 m CEP at HDOP ~1, i.e. horizontal RMS ~3 m; indoors and near racking
 # it is worse, which HDOP alone does not show). Horizontal RMS = HDOP x UERE; per axis /sqrt(2).
@@ -246,8 +251,12 @@ class EpochAssembler:
             return
         t = calendar.timegm(date.timetuple()) + p.tod_s
         if t <= self._last_t:
-            self.stats.skip("out_of_order")
-            return
+            if t == self._last_t or t < self._last_t - EPOCH_RESTAMP_TOLERANCE_S:
+                self.stats.skip("out_of_order")
+                return
+            self.stats.warn(f"epochs up to {EPOCH_RESTAMP_TOLERANCE_S} s out of time order were "
+                            "re-stamped just after the previous epoch")
+            t = self._last_t + _RESTAMP_STEP_S
         epoch = self._epoch(p, t)
         if epoch is None:
             return

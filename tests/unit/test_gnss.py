@@ -33,9 +33,9 @@ EXPECTED: dict[str, tuple[int, int, set[str], set[int], bool]] = {
     "gpsd_sirfstarv-nmea.log": (59, 0, {"2019-02-05"}, {1}, False),
     "gpsd_skytraq-dgps.log": (96, 0, {"2016-04-07"}, {2}, True),
     "gpsd_sl869.log": (8, 7, {"2012-11-25"}, {1}, False),
-    # README counts 187 RMC with status A; one (105153.71, printed without zero padding for
-    # 105153.071) is followed by 105153.408, so time steps back and that epoch is dropped.
-    "gpsd_telit-he910.log": (186, 0, {"2019-03-12"}, {1}, False),
+    # 187 RMC with status A; 105153.71 (printed without zero padding for 105153.071) is followed
+    # by 105153.408: a step back of under 1 s, so that epoch is re-stamped, not dropped.
+    "gpsd_telit-he910.log": (187, 0, {"2019-03-12"}, {1}, False),
     "gpsd_ublox-zed-f9p-nmea.log": (29, 0, {"2019-04-12"}, {1}, True),
     "gpsd_ublox-zed-f9p_hpg1.11.log": (655, 0, {"2019-04-12"}, {1}, False),
     # Garbage log: only the first dated fix (2019-04-07) is trusted; the later 2006/1999/2010
@@ -47,7 +47,7 @@ SKIPS: dict[str, dict[str, int]] = {
     "gpsd_firefly-II.log": {"bad_checksum": 23},
     "gpsd_hemi.log": {"no_time": 194},  # quality-0 GGA with empty time: no epoch to report
     "gpsd_mtk-3301.log": {"no_checksum": 3, "implausible_date": 6, "proprietary": 12},
-    "gpsd_telit-he910.log": {"out_of_order": 1, "no_time": 74},  # 37 V epochs have no time
+    "gpsd_telit-he910.log": {"no_time": 74},  # 37 V epochs have no time
     "gpsd_skytraq-dgps.log": {"proprietary": 96},
     "gpsd_sl869.log": {"no_checksum": 1},
 }

@@ -48,7 +48,7 @@ def test_ppi_ble_capture_warns_and_counts(real_captures: Path,
 def test_nmea_log(real_captures: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = inspect_json(real_captures / "gnss/gpsd_telit-he910.log", capsys)
     assert r["format"] == "nmea" and r["kind"] == "gnss"
-    assert r["observations"] == {"wifi": 0, "ble": 0, "gnss": 186}
+    assert r["observations"] == {"wifi": 0, "ble": 0, "gnss": 187}
     assert r["duration_s"] == pytest.approx(185.7, abs=0.01)
 
 
