@@ -65,8 +65,8 @@ class TrackerParams:
     grid_reset_mass: float = 0.02  # EKF reset when the grid puts less than this near it ...
     grid_reset_patience_s: int = 3  # ... for this many seconds in a row
     confident_sigma_m: float = 5.0  # the moved-AP search only learns when the track is this good
-    fading_start_db2: float = 5.0  # frame-pair fading power: standing ~1, driving 10-50 ...
-    fading_stop_db2: float = 3.0  # ... declare moving above 5, idle again below 3
+    fading_start_db2: float = 10.0  # frame-pair power: standing ~2 (chip noise), driving 15-50
+    fading_stop_db2: float = 7.0  # ... moving above 10, idle below 7 (moving share unbiased)
     motion_half_s: int = 3  # the drift test compares the last 3 s with the 3 s before
     moving_start_stat: float = 3.0  # drift statistic (1 when standing) to declare moving ...
     moving_stop_stat: float = 1.5  # ... and to declare idle again
