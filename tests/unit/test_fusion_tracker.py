@@ -172,7 +172,7 @@ def test_a_truck_that_drives_is_seen_moving(moving_y: float) -> None:
     obs += _standing(10.0, moving_y, 30, rng)
     for s in range(30):  # 1.5 m/s along x
         obs += _standing(10.0 + 1.5 * s, moving_y, 1, rng, start=T0 + 30 + s,
-                         frame_sigma_db=4.0)
+                         frame_sigma_db=5.0)
     est = _run(Tracker(_site()), obs)
     first = [e.moving for e in est if 10 < e.t - T0 <= 30]
     second = [e.moving for e in est if 40 < e.t - T0 <= 60]
