@@ -77,6 +77,9 @@ MOVED_MIN_RMS_DB = 6.5
 # ...and at least this many times the median RMS of its kind at their surveyed positions (a
 # high-bay store with 6 dB shadowing has every AP near 6.5 dB).
 MOVED_TYPICAL_FACTOR = 1.6
+# Beacons need more: few frames per place, mounted low among racks and shaded by the truck's own
+# body; in simulation well-placed beacons reached 2.2-3.4x their kind's typical RMS.
+MOVED_TYPICAL_FACTOR_BLE = 3.5
 MOVED_RMS_RATIO = 0.7
 MOVED_MIN_DISTANCE_M = 8.0
 # Position search grid for moved APs: coarse then fine, metres.
@@ -230,9 +233,10 @@ def fit_log_distance(d_m: FloatArray, rssi_dbm: FloatArray, *, floor_dbm: float 
         huber = it < iterations
         if floor_dbm is not None:
             # Censoring: keep only where the model puts the mean well above the floor.
-            # A place is lost to the floor by its own shadowing (sigma, the spread of the place
-            # medians) and then frame by frame by fading (censor_sigma_db): both count.
-            spread = sigma if censor_sigma_db is None else math.hypot(sigma, censor_sigma_db)
+            # Frame by frame, fading decides what the floor takes (censor_sigma_db). Adding the
+            # places' own shadowing to the margin recovered high-bay exponents better in
+            # simulation but cost the tracker more than it gained (benchmarks/calibration.py).
+            spread = sigma if censor_sigma_db is None else censor_sigma_db
             margin = CENSOR_MARGIN_SIGMA * spread
             use = (a + n * x) >= floor_dbm + margin
         enough = int(use.sum()) >= min_samples
@@ -523,7 +527,10 @@ def _finish(p: _Prepared, *, site: Site, rx_height_m: float, floor_dbm: float | 
     if locate_moved and len(pl.rssi_dbm) >= 2 * MIN_PLACES:
         mx, my = _search_position(pl, nominal.z, rx_height_m, site, fit.path_loss_exponent,
                                   floor_dbm)
-        if math.dist((mx, my), (nominal.x, nominal.y)) >= MOVED_MIN_DISTANCE_M:
+        b = site.bounds
+        on_edge = (min(mx - b.xmin, b.xmax - mx, my - b.ymin, b.ymax - my)
+                   < SEARCH_COARSE_M)  # the search ran into the plan's edge: no real optimum
+        if not on_edge and math.dist((mx, my), (nominal.x, nominal.y)) >= MOVED_MIN_DISTANCE_M:
             fit2, d2 = _fit_places(pl, mx, my, nominal.z, rx_height_m, floor_dbm, ple_prior,
                                    PLE_PRIOR_SD)
             if fit2 is not None:
@@ -553,7 +560,8 @@ def _decide_moves(fits: list[TransmitterFit],
         c = candidates.get((f.kind, f.key))
         typical = [g.residual_rms_db for g in fits if g.kind == f.kind
                    and g.status in ("fitted", "offset_only") and not math.isnan(g.residual_rms_db)]
-        limit = max(MOVED_MIN_RMS_DB, MOVED_TYPICAL_FACTOR * float(np.median(typical))
+        factor = MOVED_TYPICAL_FACTOR_BLE if f.kind == "ble" else MOVED_TYPICAL_FACTOR
+        limit = max(MOVED_MIN_RMS_DB, factor * float(np.median(typical))
                     if typical else MOVED_MIN_RMS_DB)
         if (c is not None and c.rms_here_db >= limit
                 and c.rms_there_db < MOVED_RMS_RATIO * c.rms_here_db):

@@ -99,18 +99,18 @@ def _replay_pair(run: object) -> tuple[float, float]:
     return (replay_rmse(survey, obs, t, x, y, mid), replay_rmse(res.site, obs, t, x, y, mid))
 
 
-def test_calibration_does_not_hurt_the_replay_where_the_tracker_copes(stale_run: object) -> None:
-    # The tracker corrects per-AP offsets online and copes with the moved AP by itself more and
-    # more as it improves: here calibration may add little, but must not make things worse.
+@pytest.mark.slow
+def test_calibrated_survey_cuts_the_replay_error_over_runs() -> None:
+    # The tracker corrects per-AP offsets online and copes with a moved AP by itself more and
+    # more as it improves, so single runs vary (the ratio ranged 0.6-1.15 per run while the
+    # simulator and the tracker changed during development): judge six runs together, and let
+    # no single run get much worse.
     pytest.importorskip("edge_agent.fusion.tracker")
-    nominal, calibrated = _replay_pair(stale_run)
-    assert calibrated < 1.05 * nominal, (nominal, calibrated)
-
-
-def test_calibrated_survey_cuts_the_replay_error_in_a_high_bay() -> None:
-    # Exponent 3 and 6 dB shadowing with 10 m high APs: the survey's values cost the tracker
-    # more here (benchmarks/calibration.py: 25.7 m -> 24.0 m on this seed; the gain has varied
-    # from 7 % to 38 % as the simulator and the tracker changed during development).
-    pytest.importorskip("edge_agent.fusion.tracker")
-    nominal, calibrated = _replay_pair(sim.simulate("high_bay", seed=2, duration_s=DURATION_S))
-    assert calibrated < nominal, (nominal, calibrated)
+    ratios = []
+    for name in ("stale_survey", "high_bay"):
+        for seed in range(3):
+            nominal, calibrated = _replay_pair(sim.simulate(name, seed=seed,
+                                                            duration_s=DURATION_S))
+            ratios.append(calibrated / nominal)
+    assert math.exp(float(np.mean(np.log(ratios)))) < 1.0, ratios
+    assert max(ratios) < 1.2, ratios
