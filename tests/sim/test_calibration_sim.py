@@ -12,20 +12,18 @@ import math
 import numpy as np
 import pytest
 
+import firmware_sim as sim
 from edge_agent.calibration import KnownPath, calibrate, model_error_db
 from edge_agent.estimate import Estimate
+from edge_agent.fusion.tracker import Tracker
 from edge_agent.observations import BleObs, Observation, WifiObs
 from edge_agent.site import Site
-
-sim = pytest.importorskip("firmware_sim")
 
 DURATION_S = 1200.0
 
 
 def replay_rmse(site: Site, observations: list[Observation], truth_t: np.ndarray,
                 truth_x: np.ndarray, truth_y: np.ndarray, t_from: float) -> float:
-    from edge_agent.fusion.tracker import Tracker
-
     tr = Tracker(site)
     est: list[Estimate] = []
     for ob in observations:
@@ -105,7 +103,6 @@ def test_calibrated_survey_cuts_the_replay_error_over_runs() -> None:
     # more as it improves, so single runs vary (the ratio ranged 0.6-1.15 per run while the
     # simulator and the tracker changed during development): judge six runs together, and let
     # no single run get much worse.
-    pytest.importorskip("edge_agent.fusion.tracker")
     ratios = []
     for name in ("stale_survey", "high_bay"):
         for seed in range(3):

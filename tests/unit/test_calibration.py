@@ -21,6 +21,7 @@ from edge_agent.calibration import (
     load_truth_csv,
     model_error_db,
 )
+from edge_agent.capture.writers import write_observations_bundle
 from edge_agent.cli import main
 from edge_agent.errors import InputError
 from edge_agent.observations import BleObs, Observation, WifiObs
@@ -213,10 +214,6 @@ def test_csv_loaders_name_line_and_column(tmp_path: Path) -> None:
 
 @pytest.fixture
 def walk_bundle(tmp_path: Path) -> tuple[Path, Path, Path]:
-    pytest.importorskip("edge_agent.sources.wifi")
-    pytest.importorskip("edge_agent.sources.ble")
-    from edge_agent.capture.writers import write_observations_bundle
-
     path = lawnmower()
     obs = simulate(path, TRUE, seed=5)
     bundle = tmp_path / "walk"

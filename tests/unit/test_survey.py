@@ -86,7 +86,6 @@ def test_draft_without_a_site_needs_origin_and_bounds() -> None:
 
 def test_cli_on_a_real_capture(tmp_path: Path, real_captures: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("edge_agent.sources.wifi")
     cap = real_captures / "wifi" / "aircrack-ng_test1.pcap"
     out = tmp_path / "draft.json"
     assert main(["survey", "--capture", str(cap), "--json", "--write-site", str(out),
