@@ -180,12 +180,23 @@ class _PayloadReader:
 
     def num(self, d: Mapping[str, Any], key: str, field: str, *, lo: float = -math.inf,
             hi: float = math.inf) -> float:
-        val = d.get(key)
-        if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
+        return self.finite(d.get(key), field, lo=lo, hi=hi)
+
+    def finite(self, val: Any, field: str, *, lo: float = -math.inf,
+               hi: float = math.inf) -> float:
+        if type(val) is float and lo <= val <= hi and val - val == 0.0:  # common case; inf-inf=NaN
+            return val
+        if isinstance(val, bool) or not isinstance(val, int | float):
             raise self.fail("must be a finite number", field, val)
-        if not lo <= val <= hi:
+        try:
+            as_float = float(val)
+        except OverflowError:  # an integer beyond float range
+            raise self.fail("must be a finite number", field, val) from None
+        if not math.isfinite(as_float):
+            raise self.fail("must be a finite number", field, val)
+        if not lo <= as_float <= hi:
             raise self.fail(f"must be between {lo} and {hi}", field, val)
-        return float(val)
+        return as_float
 
     def int_(self, val: Any, field: str, lo: int, hi: int) -> int:
         if isinstance(val, bool) or not isinstance(val, int) or not lo <= val <= hi:
@@ -200,6 +211,24 @@ class _PayloadReader:
 
     def seconds(self, d: Mapping[str, Any], key: str, field: str) -> float:
         return quantise_s(self.num(d, key, field, lo=0.0))
+
+    def cells(self, raw_cells: list[Any], nx: int, ny: int) -> dict[Cell, tuple[float, float]]:
+        """Cells checked one by one, naming the first bad one (the slow path of _plain_cells)."""
+        cells: dict[Cell, tuple[float, float]] = {}
+        for i, c in enumerate(raw_cells):
+            f = f"cells[{i}]"
+            if not isinstance(c, list) or len(c) != 4:
+                raise self.fail("must be [ix, iy, dwell_s, moving_s]", f, c)
+            ix = self.int_(c[0], f + "[0]", 0, nx - 1)
+            iy = self.int_(c[1], f + "[1]", 0, ny - 1)
+            dwell = quantise_s(self.finite(c[2], f + "[2]", lo=0.0))
+            moving = quantise_s(self.finite(c[3], f + "[3]", lo=0.0))
+            if moving > dwell:
+                raise self.fail("moving_s exceeds dwell_s", f, c)
+            if (ix, iy) in cells:
+                raise self.fail("duplicate cell", f, c)
+            cells[(ix, iy)] = (dwell, moving)
+        return cells
 
     def window(self, raw: Any) -> Window:
         d = self.obj(raw, "payload")
@@ -220,21 +249,12 @@ class _PayloadReader:
         raw_cells = d.get("cells")
         if not isinstance(raw_cells, list):
             raise self.fail("must be a list", "cells", raw_cells)
-        cells: dict[Cell, tuple[float, float]] = {}
-        for i, c in enumerate(raw_cells):
-            f = f"cells[{i}]"
-            if not isinstance(c, list) or len(c) != 4:
-                raise self.fail("must be [ix, iy, dwell_s, moving_s]", f, c)
-            ix = self.int_(c[0], f + "[0]", 0, nx - 1)
-            iy = self.int_(c[1], f + "[1]", 0, ny - 1)
-            dm = {"d": c[2], "m": c[3]}
-            dwell = self.seconds(dm, "d", f + "[2]")
-            moving = self.seconds(dm, "m", f + "[3]")
-            if moving > dwell:
-                raise self.fail("moving_s exceeds dwell_s", f, c)
-            if (ix, iy) in cells:
-                raise self.fail("duplicate cell", f, c)
-            cells[(ix, iy)] = (dwell, moving)
+        plain = _plain_cells(raw_cells, nx, ny)
+        if plain is None:
+            cells = self.cells(raw_cells, nx, ny)
+            cells_dwell_ms = sum(to_ms(c[0]) for c in cells.values())
+        else:
+            cells, cells_dwell_ms = plain
         t = self.obj(d.get("totals"), "totals")
         tot = {k: self.seconds(t, k, f"totals.{k}")
                for k in ("dwell_s", "moving_s", "idle_s", "no_position_s")}
@@ -250,9 +270,37 @@ class _PayloadReader:
             if to_ms(zm_s) + to_ms(zi_s) != to_ms(zd_s):
                 raise self.fail("dwell_s must equal moving_s + idle_s", f"zones.{name}", dict(zd))
             zones[str(name)] = (zd_s, zm_s, zi_s)
-        if sum(to_ms(c[0]) for c in cells.values()) != to_ms(tot["dwell_s"]):
+        if cells_dwell_ms != to_ms(tot["dwell_s"]):
             raise self.fail("cells must add up to totals.dwell_s", "cells", len(cells))
         ident = self.string(d, "id")
         return Window(id=ident, site=self.string(d, "site"), agent=self.string(d, "agent"),
                       start=start, end=end, cell_m=cell_m, x0=x0, y0=y0, nx=nx, ny=ny,
                       cells=cells, zones=zones, distance_m=distance_m, **tot)
+
+
+def _plain_cells(raw: list[Any], nx: int, ny: int
+                 ) -> tuple[dict[Cell, tuple[float, float]], int] | None:
+    """Cells of a well-formed payload checked in one tight loop (the dashboard's hot path), and
+    their summed dwell in ms; None if any cell is not plainly valid (or seconds are JSON integers,
+    which encode_window never writes): the caller then checks cell by cell to name the bad one."""
+    cells: dict[Cell, tuple[float, float]] = {}
+    dwell_ms_sum = 0
+    inf = math.inf
+    for c in raw:
+        if type(c) is not list or len(c) != 4:
+            return None
+        ix, iy, d, m = c
+        # type() is: bool and other int/float subclasses go the careful way; NaN fails 0.0 <= x
+        if (type(ix) is not int or type(iy) is not int or type(d) is not float
+                or type(m) is not float or not 0 <= ix < nx or not 0 <= iy < ny
+                or not 0.0 <= d < inf or not 0.0 <= m < inf):
+            return None
+        d_ms = round(d * MS_PER_S)
+        m_ms = round(m * MS_PER_S)
+        if m_ms > d_ms:
+            return None
+        cells[(ix, iy)] = (d_ms / MS_PER_S, m_ms / MS_PER_S)
+        dwell_ms_sum += d_ms
+    if len(cells) != len(raw):  # a duplicate cell
+        return None
+    return cells, dwell_ms_sum

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.errors import InputError
-from edge_agent.heatmap.window import Window, from_ms, merge_windows, window_id
+from edge_agent.heatmap.window import (
+    Window,
+    _PayloadReader,
+    _plain_cells,
+    from_ms,
+    merge_windows,
+    window_id,
+)
 
 T0 = 1_795_000_000.0
 
@@ -122,6 +129,17 @@ def test_heatmap_json_has_exactly_the_spec_keys() -> None:
     (("zones",), [], "zones"),
     (("zones", "hall", "idle_s"), 7.0, "zones.hall"),
     (("end",), T0 - 1, "end"),
+    (("cells",), [[1, 1, 10.0, 4.0], [1, 1, 0.0, 0.0]], "cells[1]"),
+    (("cells",), [[0, 0, 2.0, 0.0], [1, -1, 8.0, 4.0]], "cells[1][1]"),
+    (("cells",), [[True, 1, 10.0, 4.0]], "cells[0][0]"),
+    (("cells",), [[1, 1, float("nan"), 4.0]], "cells[0][2]"),
+    (("cells",), [[1, 1, 10.0, float("inf")]], "cells[0][3]"),
+    (("cells",), [[1, 1, -10.0, 4.0]], "cells[0][2]"),
+    (("cells",), [[1, 1, "10", 4.0]], "cells[0][2]"),
+    (("cells",), [[1, 1, 10**400, 4.0]], "cells[0][2]"),
+    (("cells",), [(1, 1, 10.0, 4.0)], "cells[0]"),
+    (("cells",), {"1,1": [10.0, 4.0]}, "cells"),
+    (("totals", "dwell_s"), 10**400, "totals.dwell_s"),
 ])
 def test_malformed_payload_is_an_input_error_naming_the_field(path: tuple[str, ...], value: Any,
                                                               field: str) -> None:
@@ -146,3 +164,37 @@ def _window(agent: str, k: int) -> Window:
 def _replace(w: Window, **kw: Any) -> Window:
     from dataclasses import replace
     return replace(w, **kw)
+
+
+def test_integer_seconds_are_read_like_floats() -> None:
+    d = _window("fl-01", 0).to_payload()
+    d["cells"] = [[1, 1, 10, 4]]
+    assert Window.from_payload(d) == _window("fl-01", 0)
+
+
+_cell_value = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                        st.integers(-2, 70_000), st.booleans(), st.none(), st.text(max_size=2))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(
+    st.lists(st.one_of(st.integers(-1, 4), _cell_value), min_size=3, max_size=5),
+    st.tuples(st.integers(0, 3), st.integers(0, 3),
+              st.floats(0, 60, allow_subnormal=False), st.floats(0, 60)).map(list)),
+    max_size=6))
+def test_fast_cell_check_agrees_with_the_field_by_field_one(raw: list[Any]) -> None:
+    """The dashboard's fast path accepts only what the careful path accepts, with equal values."""
+    fast = _plain_cells(raw, 4, 4)
+    try:
+        slow = _PayloadReader("test").cells(raw, 4, 4)
+    except InputError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast == (slow, sum(round(d * 1000) for d, _ in slow.values()))
+
+
+@settings(max_examples=50, deadline=None)
+@given(windows())
+def test_encoded_cells_take_the_fast_path(w: Window) -> None:
+    assert _plain_cells(w.to_payload()["cells"], w.nx, w.ny) is not None
