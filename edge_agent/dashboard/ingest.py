@@ -18,7 +18,6 @@ import multiprocessing
 import queue
 import socket
 import sqlite3
-import ssl
 import threading
 import time
 import zlib
@@ -37,7 +36,8 @@ from edge_agent.dashboard.store import DashboardStore
 from edge_agent.errors import BrokerError, EdgeAgentError
 from edge_agent.heatmap.codec import decode_window
 from edge_agent.heatmap.window import Window
-from edge_agent.publish.broker_url import parse_broker_url
+from edge_agent.publish.client import configure_client, resolve_url
+from edge_agent.publish.mqtt import MQTT_311_NAMES
 from edge_agent.site import site_from_dict
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ RECEIVE_MAXIMUM = 10 * BATCH_MAX
 # covers a night's outage of the central server; agents' outboxes cover longer ones.
 SESSION_EXPIRY_S = 86_400
 KEEPALIVE_S = 30
-RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 # Pause before retrying a batch the database refused (full disk, long lock).
 DB_RETRY_S = 1.0
 # Bound on waiting for the store process to finish its last batch when stopping.
@@ -93,10 +92,15 @@ class DashboardIngest:
     def __init__(self, store: DashboardStore, broker_url: str, *, group: str = DEFAULT_GROUP,
                  client_id: str | None = None, tls_ca: str | Path | None = None,
                  tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
-                 session_expiry_s: int = SESSION_EXPIRY_S, store_process: bool = False) -> None:
+                 username: str | None = None, password: str | None = None,
+                 mqtt_version: int = 5, session_expiry_s: int = SESSION_EXPIRY_S,
+                 store_process: bool = False) -> None:
+        if mqtt_version not in (5, *MQTT_311_NAMES):
+            raise BrokerError(f"mqtt_version must be 5, or 3/311 for 3.1.1; got {mqtt_version}")
         self.store = store
-        self.url = parse_broker_url(broker_url)
+        self.url = resolve_url(broker_url, username, password)
         self.group = group
+        self.mqtt_version = 5 if mqtt_version == 5 else 3
         self.stats = IngestStats()
         self.connected = threading.Event()
         self.last_error: str | None = None
@@ -111,18 +115,15 @@ class DashboardIngest:
             # Stable per host, group and database: the broker keeps this session's queue.
             digest = hashlib.sha1(str(store.path.resolve()).encode()).hexdigest()[:8]
             client_id = f"edge-dashboard-{group}-{socket.gethostname()}-{digest}"
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                        protocol=mqtt.MQTTv5, manual_ack=True)
-        if self.url.user is not None:
-            c.username_pw_set(self.url.user, self.url.password)
-        if not self.url.tls and (tls_ca or tls_cert):
-            raise BrokerError(f"--tls-ca/--tls-cert given for plain {self.url}: use mqtts://")
-        if self.url.tls:
-            c.tls_set(ca_certs=str(tls_ca) if tls_ca else None,
-                      certfile=str(tls_cert) if tls_cert else None,
-                      keyfile=str(tls_key) if tls_key else None,
-                      cert_reqs=ssl.CERT_REQUIRED)
-        c.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        if self.mqtt_version == 5:
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                            protocol=mqtt.MQTTv5, manual_ack=True)
+        else:
+            # 3.1.1 has no session expiry: a persistent session unless asked for none.
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                            protocol=mqtt.MQTTv311, manual_ack=True,
+                            clean_session=session_expiry_s == 0)
+        configure_client(c, self.url, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -133,16 +134,23 @@ class DashboardIngest:
 
     def start(self) -> None:
         """Connect in the background (retrying while the broker is away) and start writing."""
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self._session_expiry_s
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
         if self._store_process:
             self._worker = StoreWorker(self.store.path)
         self._writer = threading.Thread(target=self._write_loop, name="dashboard-ingest",
                                         daemon=True)
         self._writer.start()
-        self.client.connect_async(self.url.host, self.url.port, keepalive=KEEPALIVE_S,
-                                  clean_start=self._session_expiry_s == 0, properties=props)
+        try:
+            if self.mqtt_version == 5:
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = self._session_expiry_s
+                props.ReceiveMaximum = RECEIVE_MAXIMUM
+                self.client.connect_async(self.url.host, self.url.port, keepalive=KEEPALIVE_S,
+                                          clean_start=self._session_expiry_s == 0,
+                                          properties=props)
+            else:
+                self.client.connect_async(self.url.host, self.url.port, keepalive=KEEPALIVE_S)
+        except (OSError, ValueError) as e:
+            raise BrokerError(f"cannot connect to {self.url}: {e}") from None
         self.client.loop_start()
 
     def wait_connected(self, timeout_s: float) -> bool:
@@ -171,9 +179,12 @@ class DashboardIngest:
             self.last_error = f"broker {self.url} refused the connection: {rc}"
             log.error("%s", self.last_error)
             return
-        opts = SubscribeOptions(qos=1)
-        client.subscribe([(f"$share/{self.group}/{HEATMAP_TOPIC}", opts),
-                          (STATUS_TOPIC, opts), (SITE_TOPIC, opts)])
+        topics = (f"$share/{self.group}/{HEATMAP_TOPIC}", STATUS_TOPIC, SITE_TOPIC)
+        if self.mqtt_version == 5:
+            opts = SubscribeOptions(qos=1)
+            client.subscribe([(t, opts) for t in topics])
+        else:
+            client.subscribe([(t, 1) for t in topics])
         log.info("connected to %s (group %s)", self.url, self.group)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,

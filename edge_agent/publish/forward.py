@@ -23,11 +23,11 @@ from edge_agent.clock import Clock, system_clock
 from edge_agent.errors import BrokerError
 from edge_agent.estimate import Estimate
 from edge_agent.observations import Observation
-from edge_agent.publish.broker_url import BrokerUrl, parse_broker_url
+from edge_agent.publish.broker_url import BrokerUrl
+from edge_agent.publish.client import RECONNECT_MAX_S, resolve_url
 from edge_agent.publish.mqtt import (
     RC_QUOTA_EXCEEDED,
     RC_SUCCESS_LIMIT,
-    RECONNECT_MAX_S,
     MqttLink,
     refusal_error,
     tls_diagnosis,
@@ -111,27 +111,20 @@ class OutboxForwarder:
                 log.warning("outbox %s was written for %s %r, now used for %r", db_path, key,
                             old, value)
         if broker_url:
-            url = parse_broker_url(broker_url)
-            if username is not None:
-                url = BrokerUrl(url.scheme, url.host, url.port, username,
-                                password if password is not None else url.password)
-            elif password is not None:
-                url = BrokerUrl(url.scheme, url.host, url.port, url.user, password)
-            if not url.tls and (tls_ca or tls_cert):
+            try:
+                url = resolve_url(broker_url, username, password)
+                self.url = url
+                self.tls_ca = str(tls_ca) if tls_ca else None
+                self.link = MqttLink(
+                    url, f"edge-agent-{site}-{agent}", will_topic=topic(site, agent, "status"),
+                    will_payload=self._status_payload("offline", with_time=False),
+                    tls_ca=self.tls_ca, tls_cert=str(tls_cert) if tls_cert else None,
+                    tls_key=str(tls_key) if tls_key else None, mqtt_version=mqtt_version,
+                    keepalive_s=keepalive_s, max_inflight=self.max_inflight,
+                    reconnect_max_s=reconnect_max_s)
+            except BrokerError:
                 self.outbox.close()
-                raise BrokerError(f"--tls-ca/--tls-cert given for plain {url}: use mqtts://")
-            if (tls_cert is None) != (tls_key is None):
-                self.outbox.close()
-                raise BrokerError("a client certificate needs both --tls-cert and --tls-key")
-            self.url = url
-            self.tls_ca = str(tls_ca) if tls_ca else None
-            self.link = MqttLink(
-                url, f"edge-agent-{site}-{agent}", will_topic=topic(site, agent, "status"),
-                will_payload=self._status_payload("offline", with_time=False),
-                tls_ca=self.tls_ca, tls_cert=str(tls_cert) if tls_cert else None,
-                tls_key=str(tls_key) if tls_key else None, mqtt_version=mqtt_version,
-                keepalive_s=keepalive_s, max_inflight=self.max_inflight,
-                reconnect_max_s=reconnect_max_s)
+                raise
             self.link.start()
             self._thread = threading.Thread(target=self._pump_loop, name="outbox-pump",
                                             daemon=True)

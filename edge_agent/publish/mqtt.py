@@ -22,6 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.errors import BrokerError
 from edge_agent.publish.broker_url import BrokerUrl
+from edge_agent.publish.client import RECONNECT_MAX_S, configure_client
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,6 @@ MQTT_311_NAMES = (3, 311, 4)
 # A persistent session: the broker keeps it (and our in-flight QoS 1 state) for a day offline.
 SESSION_EXPIRY_S = 24 * 3600
 DEFAULT_KEEPALIVE_S = 30
-# paho doubles its reconnect delay from min to max; 30 s caps the gap after a long outage.
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
 
 
 @dataclass(frozen=True)
@@ -76,17 +74,10 @@ class MqttLink:
         if mqtt_version == 3:
             kwargs["clean_session"] = False  # 3.1.1's persistent session
         c = paho.Client(CallbackAPIVersion.VERSION2, **kwargs)
-        if url.user is not None:
-            c.username_pw_set(url.user, url.password)
-        if url.tls or tls_ca or tls_cert:
-            try:
-                c.tls_set(ca_certs=tls_ca, certfile=tls_cert, keyfile=tls_key,
-                          cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            except (OSError, ssl.SSLError) as e:
-                raise BrokerError(f"TLS set-up for {url}: {e}") from None
+        configure_client(c, url, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+                         reconnect_max_s=reconnect_max_s)
         c.will_set(will_topic, will_payload, qos=1, retain=True)
         c.max_inflight_messages_set(max_inflight)
-        c.reconnect_delay_set(RECONNECT_MIN_S, max(RECONNECT_MIN_S, reconnect_max_s))
         c.on_connect = self._on_connect
         c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
