@@ -6,8 +6,9 @@
 #   deploy/install.sh --destdir /tmp/root --no-system --deps-from "$(.venv/bin/python -c \
 #       'import sysconfig; print(sysconfig.get_path("purelib"))')"     # CI: throwaway root, offline
 #
-# Layout: /opt/edge-agent/venv (the program), /etc/edge-agent (config, site.json, TLS; root:edge-agent
-# 0750), /var/lib/edge-agent (the outbox; edge-agent 0750), /etc/systemd/system/edge-agent.service.
+# Layout: /opt/edge-agent/venv (the program; /usr/local/bin/edge-agent links to it),
+# /etc/edge-agent (config, site.json, TLS; root:edge-agent 0750), /var/lib/edge-agent (the outbox;
+# edge-agent 0750), /etc/systemd/system/edge-agent.service.
 # Idempotent: re-running upgrades the program and never overwrites agent.toml or site.json.
 set -euo pipefail
 
@@ -110,6 +111,10 @@ else
 fi
 install -m 0755 "$SRC/deploy/systemd/edge-agent-monitor-iface" "$OPT/bin/"
 ln -sf "$PREFIX/venv/bin/edge-agent" "$OPT/bin/edge-agent"
+# On PATH for the engineer (docs/install.md types bare `edge-agent ...`); the service uses the
+# full path. A symlink, so an upgrade of the venv needs nothing here.
+install -d -m 0755 "$ROOT/usr/local/bin"
+ln -sfn "$PREFIX/bin/edge-agent" "$ROOT/usr/local/bin/edge-agent"
 for d in install.md config.md survey-and-calibration.md troubleshooting.md privacy.md; do
   [ -f "$SRC/docs/$d" ] && install -m 0644 "$SRC/docs/$d" "$OPT/docs/"
 done

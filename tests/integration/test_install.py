@@ -43,6 +43,8 @@ def test_layout_and_modes(installed: Path) -> None:
     assert (opt / "venv/bin/python").exists()
     assert os.access(opt / "bin/edge-agent-monitor-iface", os.X_OK)
     assert os.readlink(opt / "bin/edge-agent") == "/opt/edge-agent/venv/bin/edge-agent"
+    # docs/install.md types bare `edge-agent`: on PATH through /usr/local/bin.
+    assert os.readlink(installed / "usr/local/bin/edge-agent") == "/opt/edge-agent/bin/edge-agent"
     assert stat.S_IMODE(etc.stat().st_mode) == 0o750
     assert stat.S_IMODE(var.stat().st_mode) == 0o750
     assert (installed / "etc/systemd/system/edge-agent.service").exists()
