@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.errors import InputError
+from edge_agent.publish.options import add_broker_options, broker_kwargs, check_topic_level
 
 # How long to wait for the broker before serving anyway (it may come later; paho retries).
 CONNECT_WAIT_S = 5.0
@@ -23,14 +24,13 @@ def parse_http(value: str) -> tuple[str, int]:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "dashboard", help="central dashboard: ingest the fleet's windows, serve the map",
-        description="Subscribe to every agent's heatmap windows through an MQTT 5 shared "
-                    "subscription ($share/GROUP/plants/+/agents/+/heatmap), plus their status "
+        description="Subscribe to every agent's heatmap windows through a shared "
+                    "subscription ($share/GROUP/plants/+/agents/+/heatmap; MQTT 5, or 3.1.1 "
+                    "with --mqtt-version 3), plus their status "
                     "and the sites' plans, keep them in a SQLite store (each window once), and "
                     "serve the floor plan, the fleet heatmap and the utilisation tables over "
                     "HTTP. API: docs/dashboard.md.")
-    p.add_argument("--broker", default=None,
-                   help="broker URL mqtt://user:pass@host:port or mqtts://...; omit to serve "
-                        "an existing --db without ingesting")
+    add_broker_options(p, inflight=False)
     p.add_argument("--db", type=Path, default=Path("dashboard.db"),
                    help="SQLite store (created if missing; instances of one share group on "
                         "one host share it); default ./dashboard.db")
@@ -42,12 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "sites); sites may also be published retained on plants/SITE/site")
     p.add_argument("--group", default="dashboard",
                    help="shared-subscription group: instances in one group split the load "
-                        "(default dashboard)")
+                        "(default dashboard; a topic level: A-Z a-z 0-9 . _ -)")
     p.add_argument("--client-id", default=None,
                    help="MQTT client id (default: stable per host, group and --db)")
-    p.add_argument("--tls-ca", type=Path, default=None, help="CA certificate for mqtts://")
-    p.add_argument("--tls-cert", type=Path, default=None, help="client certificate for mqtts://")
-    p.add_argument("--tls-key", type=Path, default=None, help="client key for mqtts://")
     p.add_argument("--store-process", action="store_true",
                    help="decode and store windows in a second process, so MQTT and SQLite use "
                         "two cores (faster backlog drains on a multi-core server)")
@@ -66,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.site import load_site
 
     host, port = parse_http(args.http)
+    check_topic_level(args.group, "--group")
+    if args.broker is None and (args.tls_ca or args.username or args.password_file):
+        raise InputError("command line", "broker options given without --broker",
+                         field="--broker")
     try:
         shifts = parse_shifts([s.strip() for s in args.shifts.split(",") if s.strip()])
     except ValueError as e:
@@ -77,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
     ingest = None
     if args.broker:
         ingest = DashboardIngest(store, args.broker, group=args.group, client_id=args.client_id,
-                                 tls_ca=args.tls_ca, tls_cert=args.tls_cert,
-                                 tls_key=args.tls_key, store_process=args.store_process)
+                                 store_process=args.store_process, **broker_kwargs(args))
         ingest.start()
         if ingest.wait_connected(CONNECT_WAIT_S):
             print(f"subscribed to {ingest.url} as share group {args.group!r}", file=sys.stderr)

@@ -192,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
             "tls_key": args.tls_key or m.key_file,
             "username": args.username or cfg.mqtt_username,
             "password": fwd_kwargs["password"] or (pw.reveal() if pw else None),
-            "mqtt_version": args.mqtt_version if args.mqtt_version != 5 else m.mqtt_version,
+            "mqtt_version": (args.mqtt_version if args.mqtt_version is not None
+                             else m.mqtt_version),
             "keepalive_s": m.keepalive_s,
             "max_bytes": int(cfg.buffer.max_mb * 1024 * 1024),
             "max_age_s": cfg.buffer.max_age_h * 3600.0,
