@@ -186,7 +186,7 @@ def _merged_values(caps: list[Captured], g: np.ndarray, pos: np.ndarray) -> list
 
 def _observations(run: SimRun) -> list[Observation]:
     """Exactly what the agent's sources yield from the bundle (surveyed emitters only)."""
-    from edge_agent.capture.radiotap import channel_freq_mhz
+    from edge_agent.sources.dot11 import channel_to_freq
 
     wifi: list[Observation] = []
     g, pos, t_us = _merged(run.wifi)
@@ -194,7 +194,7 @@ def _observations(run: SimRun) -> list[Observation]:
     for gi, r, t in zip(g.tolist(), rssi, pcap_time_s(t_us).tolist(), strict=True):
         em = run.world.wifi[run.wifi[gi].index]
         if em.surveyed:
-            wifi.append(WifiObs(t, em.bssid, r, em.channel, channel_freq_mhz(em.channel),
+            wifi.append(WifiObs(t, em.bssid, r, em.channel, channel_to_freq(em.channel),
                                 em.ssid))
     ble: list[Observation] = []
     g, pos, t_us = _merged(run.ble)

@@ -67,7 +67,7 @@ def _random_static(rng: np.random.Generator) -> str:
 
 
 def build_world(sc: Scenario, plant: Plant, seed: int) -> World:
-    from edge_agent.capture.radiotap import channel_freq_mhz
+    from edge_agent.sources.dot11 import channel_to_freq
 
     key = sc.seed_key
     wc = sc.wifi
@@ -91,7 +91,7 @@ def build_world(sc: Scenario, plant: Plant, seed: int) -> World:
         tx, ty = x, y
         if wc.moved_ap is not None and wc.moved_ap[0] == i:
             tx, ty = x + wc.moved_ap[1], y + wc.moved_ap[2]
-        freq = float(channel_freq_mhz(channel))
+        freq = float(channel_to_freq(channel))
         te = TrueEmitter.draw(stream(seed, key + "/ap-fields", i), bssid, tx, ty, z, t_rssi,
                               t_exp, (freq,), wc.link)
         survey_aps.append(WifiAp(bssid, SITE_SSID, channel, sx, sy, z, s_rssi, s_exp))
@@ -109,7 +109,7 @@ def build_world(sc: Scenario, plant: Plant, seed: int) -> World:
         fy = [r.uniform(b.ymin, b.ymax), r.uniform(b.ymin, b.ymax),
               b.ymin - r.uniform(20, 50)][side]
         channel = int(r.choice([1, 6, 11, 3, 9]))
-        freq = float(channel_freq_mhz(channel))
+        freq = float(channel_to_freq(channel))
         te = TrueEmitter.draw(stream(seed, key + "/foreign-fields", i), "", fx, fy, 4.0,
                               -35.0, 2.3, (freq,), wc.link)
         bssid = _mac(r, "3c:84:6a")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["support.fixtures"]  # the Mosquitto fixtures, for every test module
+
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "real-captures"
 

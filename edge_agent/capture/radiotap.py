@@ -12,6 +12,8 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.sources.dot11 import channel_to_freq
+
 # Radiotap present bits
 _RT_FLAGS, _RT_RATE, _RT_CHANNEL, _RT_DBM_ANTSIGNAL, _RT_ANTENNA = 1, 2, 3, 5, 11
 _RT_PRESENT = sum(1 << b for b in (_RT_FLAGS, _RT_RATE, _RT_CHANNEL, _RT_DBM_ANTSIGNAL,
@@ -23,15 +25,6 @@ _RATE_1MBPS = 2  # radiotap rate unit is 500 kb/s; beacons go out at the lowest 
 _BEACON_INTERVAL_TU = 100  # 100 TU = 102.4 ms, the near-universal default
 _CAPABILITY = 0x0431  # ESS, short preamble, privacy, short slot time
 _SUPPORTED_RATES = bytes([0x82, 0x84, 0x8B, 0x96, 0x0C, 0x12, 0x18, 0x24])
-
-
-def channel_freq_mhz(channel: int) -> int:
-    """Centre frequency of a 2.4 GHz (1-14) or 5 GHz channel."""
-    if channel == 14:
-        return 2484
-    if 1 <= channel <= 13:
-        return 2407 + 5 * channel
-    return 5000 + 5 * channel
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -50,7 +43,9 @@ class BeaconTemplate:
         self.bssid = bssid.lower()
         self.ssid = ssid
         self.channel = channel
-        self.freq_mhz = channel_freq_mhz(channel)
+        self.freq_mhz = channel_to_freq(channel)
+        if not self.freq_mhz:
+            raise ValueError(f"no 2.4/5 GHz centre frequency for channel {channel}")
         chan_flags = _CHAN_2GHZ_CCK if self.freq_mhz < 3000 else _CHAN_5GHZ_OFDM
         rt_len = 16
         radiotap = struct.pack("<BBHIBBHHbB", 0, 0, rt_len, _RT_PRESENT,

@@ -25,7 +25,7 @@ from edge_agent.capture.pcap_writer import (
     PcapWriter,
     pcap_time_s,
 )
-from edge_agent.capture.radiotap import BeaconTemplate, channel_freq_mhz
+from edge_agent.capture.radiotap import BeaconTemplate
 from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
 from edge_agent.site import Site
 
@@ -39,7 +39,6 @@ __all__ = [
     "ble_adv_frame",
     "ble_crc24",
     "ble_template_for",
-    "channel_freq_mhz",
     "eddystone_uid_data",
     "ibeacon_data",
     "nmea_sentence",

@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support.dashboard import SITE_DOC, Publisher, fleet_windows, free_port, wait_until
-from support.mosquitto import start_mosquitto
+from support.dashboard import SITE_DOC, Publisher, fleet_windows, wait_until
+from support.mosquitto import Broker, free_port
 
 pytestmark = pytest.mark.mosquitto
 
@@ -31,8 +31,8 @@ def _up(url: str) -> bool:
         return False
 
 
-def test_dashboard_command_ingests_serves_and_stops(tmp_path: Path) -> None:
-    broker = start_mosquitto(tmp_path)
+def test_dashboard_command_ingests_serves_and_stops(mosquitto: Broker, tmp_path: Path) -> None:
+    broker = mosquitto
     site_file = tmp_path / "site.json"
     site_file.write_text(json.dumps(SITE_DOC))
     port = free_port()
@@ -65,7 +65,6 @@ def test_dashboard_command_ingests_serves_and_stops(tmp_path: Path) -> None:
         pub.close()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
-        broker.stop()
     assert proc.returncode == 0, err
     assert "windows stored" in out
     assert "subscribed to mqtt://127.0.0.1" in err

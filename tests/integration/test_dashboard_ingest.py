@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from support.dashboard import SITE_DOC, T0, Publisher, fleet_windows, make_window, wait_until
-from support.mosquitto import Broker, start_mosquitto
+from support.fixtures import SECURE_USERS
+from support.mosquitto import Broker
 
 from edge_agent.dashboard.ingest import DashboardIngest, parse_status
 from edge_agent.dashboard.store import DashboardStore
 from edge_agent.heatmap.codec import encode_window
 
 pytestmark = pytest.mark.mosquitto
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_mosquitto(tmp_path)
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def _ingest(broker: Broker, db: Path, **kw: object) -> DashboardIngest:
@@ -109,40 +98,34 @@ def test_parse_status_accepts_word_or_json(payload: bytes,
     assert parse_status(payload) == expected
 
 
-def test_tls_with_the_dashboard_user_and_a_refused_password(tmp_path: Path) -> None:
-    from support.fixtures import AGENT_ACL, SECURE_USERS
-
-    b = start_mosquitto(tmp_path, users=SECURE_USERS, acl=AGENT_ACL, tls=True)
+def test_tls_with_the_dashboard_user_and_a_refused_password(mosquitto_secure: Broker,
+                                                            tmp_path: Path) -> None:
+    b = mosquitto_secure
+    good = DashboardIngest(DashboardStore(tmp_path / "d.db"),
+                           b.url("dashboard", SECURE_USERS["dashboard"], tls=True),
+                           tls_ca=b.ca_path, session_expiry_s=0)
+    good.start()
+    assert good.wait_connected(30), good.last_error
+    assert b.tls_port is not None
+    pub = Publisher(b.host, b.tls_port, user="fl-01", password=SECURE_USERS["fl-01"],
+                    ca_path=b.ca_path)
     try:
-        good = DashboardIngest(DashboardStore(tmp_path / "d.db"),
-                               b.url("dashboard", SECURE_USERS["dashboard"], tls=True),
-                               tls_ca=b.ca_path, session_expiry_s=0)
-        good.start()
-        assert good.wait_connected(30), good.last_error
-        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        pub.username_pw_set("fl-01", SECURE_USERS["fl-01"])
-        pub.tls_set(ca_certs=str(b.ca_path))
-        assert b.tls_port is not None
-        pub.connect(b.host, b.tls_port)
-        pub.loop_start()
-        w = make_window("fl-01", T0, {(3, 3): (45.0, 15.0)})
-        pub.publish("plants/plant-t/agents/fl-01/heatmap", encode_window(w),
-                    qos=1).wait_for_publish(30)
+        pub.publish_windows([make_window("fl-01", T0, {(3, 3): (45.0, 15.0)})])
         wait_until(lambda: good.stats.stored == 1, "the window over TLS")
-        pub.disconnect()
-        pub.loop_stop()
+    finally:
+        pub.close()
         good.stop()
 
-        bad = DashboardIngest(DashboardStore(tmp_path / "e.db"),
-                              b.url("dashboard", "wrong", tls=True), tls_ca=b.ca_path,
-                              session_expiry_s=0)
-        bad.start()
+    bad = DashboardIngest(DashboardStore(tmp_path / "e.db"),
+                          b.url("dashboard", "wrong", tls=True), tls_ca=b.ca_path,
+                          session_expiry_s=0)
+    bad.start()
+    try:
         wait_until(lambda: bad.last_error is not None, "the refusal")
         assert not bad.connected.is_set()
         assert "refused the connection" in (bad.last_error or "")
-        bad.stop()
     finally:
-        b.stop()
+        bad.stop()
 
 
 def test_store_process_mode_stores_once_and_acknowledges(broker: Broker, tmp_path: Path) -> None:

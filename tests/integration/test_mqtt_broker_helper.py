@@ -10,7 +10,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from support.fixtures import SECURE_USERS, mosquitto, mosquitto_secure  # noqa: F401
+from support.fixtures import SECURE_USERS
 from support.mosquitto import Broker
 
 pytestmark = pytest.mark.mosquitto
@@ -65,7 +65,7 @@ class Probe:
         self.client.loop_stop()
 
 
-def test_plain_broker_accepts_anonymous_publish(mosquitto: Broker) -> None:  # noqa: F811
+def test_plain_broker_accepts_anonymous_publish(mosquitto: Broker) -> None:
     probe = Probe(mosquitto)
     try:
         assert probe.connect_rc == 0
@@ -75,7 +75,7 @@ def test_plain_broker_accepts_anonymous_publish(mosquitto: Broker) -> None:  # n
     assert mosquitto.url() == f"mqtt://127.0.0.1:{mosquitto.port}"
 
 
-def test_secure_broker_tls_acl_and_password(mosquitto_secure: Broker) -> None:  # noqa: F811
+def test_secure_broker_tls_acl_and_password(mosquitto_secure: Broker) -> None:
     probe = Probe(mosquitto_secure, "fl-01", SECURE_USERS["fl-01"], tls=True)
     try:
         assert probe.connect_rc == 0
@@ -89,7 +89,7 @@ def test_secure_broker_tls_acl_and_password(mosquitto_secure: Broker) -> None:  
     assert wrong.connect_rc in (BAD_USER_OR_PASSWORD, NOT_AUTHORIZED)
 
 
-def test_restart_keeps_the_same_port(mosquitto: Broker) -> None:  # noqa: F811
+def test_restart_keeps_the_same_port(mosquitto: Broker) -> None:
     port = mosquitto.port
     mosquitto.stop()
     assert not mosquitto.running

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,19 +19,10 @@ from edge_agent.errors import BrokerError
 from edge_agent.estimate import Estimate
 from edge_agent.publish.forward import OutboxForwarder
 
-pytestmark = pytest.mark.mosquitto
+pytestmark = [pytest.mark.mosquitto, pytest.mark.broker(secure=True)]
 SITE = "plant-a"
 T0 = 1_700_000_000.0
 NOT_AUTHORIZED = 135
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_mosquitto(tmp_path, users=SECURE_USERS, acl=AGENT_ACL, tls=True)
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def dashboard(broker: Broker, topic: str = f"plants/{SITE}/#") -> MessageCollector:

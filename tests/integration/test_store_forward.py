@@ -12,20 +12,19 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.collector import MessageCollector, Received
-from support.fixtures import AGENT_ACL, SECURE_USERS
-from support.mosquitto import Broker, start_mosquitto
+from support.fixtures import SECURE_USERS
+from support.mosquitto import Broker
 
 from edge_agent.buffer.outbox import Outbox
 from edge_agent.heatmap.codec import decode_window
 from edge_agent.heatmap.window import Window, window_id
 from edge_agent.publish.forward import OutboxForwarder
 
-pytestmark = pytest.mark.mosquitto
+pytestmark = [pytest.mark.mosquitto, pytest.mark.broker(secure=True, persistence=True)]
 SITE, AGENT = "plant-a", "fl-01"
 T0 = 1_700_000_000.0
 HEATMAP = f"plants/{SITE}/agents/{AGENT}/heatmap"
@@ -40,15 +39,6 @@ def window_payload(k: int, pad: int = 0) -> tuple[str, float, bytes]:
 
 def ids_of(msgs: list[Received]) -> Counter[str]:
     return Counter(json.loads(m.payload)["id"] for m in msgs if m.topic == HEATMAP)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_mosquitto(tmp_path, users=SECURE_USERS, acl=AGENT_ACL, tls=True, persistence=True)
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def collector(broker: Broker) -> MessageCollector:

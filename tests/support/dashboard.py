@@ -7,11 +7,11 @@ agents send; `serve()` runs uvicorn in a thread on a free loopback port.
 from __future__ import annotations
 
 import random
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -20,6 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.heatmap.window import Window
 from edge_agent.site import Site, site_from_dict
+
+from .mosquitto import free_port
 
 WAIT_S = 30.0  # bounds a wait; asserts nothing about speed
 T0 = 1_795_000_020.0  # a window-aligned start (multiple of 60 s)
@@ -89,8 +91,14 @@ def fleet_windows(n_agents: int, n_windows: int, *, seed: int = 0, site: str = "
 class Publisher:
     """An MQTT 5 client publishing windows (QoS 1) as an agent would, waiting for the PUBACKs."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, user: str | None = None,
+                 password: str | None = None, ca_path: Path | None = None) -> None:
+        """ca_path: connect with TLS, trusting that CA (port is then the TLS listener's)."""
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if user is not None:
+            self.client.username_pw_set(user, password)
+        if ca_path is not None:
+            self.client.tls_set(ca_certs=str(ca_path))
         self.client.connect(host, port)
         self.client.loop_start()
 
@@ -108,12 +116,6 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

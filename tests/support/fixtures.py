@@ -1,10 +1,10 @@
-"""pytest fixtures around tests/support/mosquitto.py; import the ones a test module uses:
-
-    from support.fixtures import mosquitto, mosquitto_secure  # noqa: F401
+"""pytest fixtures around tests/support/mosquitto.py, registered for every test by
+`pytest_plugins = ["support.fixtures"]` in tests/conftest.py (no imports needed in test modules).
 
 `mosquitto`: plain listener, anonymous clients. `mosquitto_secure`: passwords for SECURE_USERS, an
 ACL giving each agent only plants/+/agents/<its name>/# (the dashboard user reads everything),
-and a TLS listener with a CA made in the test (broker.ca_path).
+and a TLS listener with a CA made in the test (broker.ca_path). `broker`: the module's choice,
+declared with `pytestmark = pytest.mark.broker(secure=True, persistence=True)` (default: plain).
 """
 
 from __future__ import annotations
@@ -27,21 +27,41 @@ topic read plants/#
 """
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Broker]:
-    """A plain, anonymous Mosquitto on a free loopback port, stopped after the test."""
-    broker = start_mosquitto(tmp_path)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "broker(secure=False, persistence=False): the `broker` fixture's Mosquitto "
+                   "(secure: SECURE_USERS, AGENT_ACL and TLS; persistence: sessions survive "
+                   "a restart)")
+
+
+def _running(tmp_path: Path, *, secure: bool = False, persistence: bool = False
+             ) -> Iterator[Broker]:
+    if secure:
+        broker = start_mosquitto(tmp_path, users=SECURE_USERS, acl=AGENT_ACL, tls=True,
+                                 persistence=persistence)
+    else:
+        broker = start_mosquitto(tmp_path, persistence=persistence)
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    """A plain, anonymous Mosquitto on a free loopback port, stopped after the test."""
+    yield from _running(tmp_path)
 
 
 @pytest.fixture
 def mosquitto_secure(tmp_path: Path) -> Iterator[Broker]:
     """Mosquitto with SECURE_USERS, AGENT_ACL and a TLS listener (CA at broker.ca_path)."""
-    broker = start_mosquitto(tmp_path, users=SECURE_USERS, acl=AGENT_ACL, tls=True)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    yield from _running(tmp_path, secure=True)
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    """Mosquitto as the closest `broker` marker asks (plain without one), stopped after the test."""
+    marker = request.node.get_closest_marker("broker")
+    kwargs = dict(marker.kwargs) if marker is not None else {}
+    yield from _running(tmp_path, **kwargs)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
+from edge_agent.dashboard.private_broker import _free_port, _listening
 
 MOSQUITTO = os.environ.get("EDGE_AGENT_TEST_MOSQUITTO", "/usr/sbin/mosquitto")
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -30,6 +31,11 @@ STOP_TIMEOUT_S = 10.0
 CERT_DAYS = 2
 
 
+# The product's helpers (the dashboard's private broker): one definition of each.
+free_port = _free_port
+_port_open = _listening
+
+
 def mosquitto_available() -> bool:
     return os.access(MOSQUITTO, os.X_OK)
 
@@ -38,20 +44,6 @@ def require_mosquitto() -> None:
     """Skip the calling test with a clear reason if the broker binary is absent."""
     if not mosquitto_available():
         pytest.skip(f"needs the Mosquitto broker at {MOSQUITTO} (apt install mosquitto)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection((HOST, port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 def _openssl(cwd: Path, *args: str) -> None:

@@ -78,6 +78,11 @@ def test_five_ghz_channel_frequency() -> None:
         == 5180
 
 
+def test_a_channel_without_a_frequency_is_refused() -> None:
+    with pytest.raises(ValueError, match="channel 20"):
+        BeaconTemplate("02:00:00:00:00:03", "", 20)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.binary(min_size=2, max_size=39))
 def test_crc24_matches_scapy(pdu: bytes) -> None:
