@@ -5,6 +5,7 @@
 #   sudo deploy/install.sh --start              # ... and start it now (needs /etc/edge-agent/agent.toml)
 #   deploy/install.sh --destdir /tmp/root --no-system --deps-from "$(.venv/bin/python -c \
 #       'import sysconfig; print(sysconfig.get_path("purelib"))')"     # CI: throwaway root, offline
+#   deploy/install.sh --wheel dist/edge_agent-0.1.0-py3-none-any.whl   # a built wheel, not the tree
 #
 # Layout: /opt/edge-agent/venv (the program; /usr/local/bin/edge-agent links to it),
 # /etc/edge-agent (config, site.json, TLS; root:edge-agent 0750), /var/lib/edge-agent (the outbox;
@@ -20,9 +21,10 @@ SYSTEM=1            # create the user, systemctl daemon-reload/enable
 START=0
 SYSTEM_SITE=0       # venv --system-site-packages (reuse apt's python3-numpy on a slow Pi)
 DEPS_FROM=""        # offline: reuse an existing site-packages for the dependencies
+WHEEL=""            # install this built wheel (pip) instead of the checkout's sources
 USER_NAME="edge-agent"
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --destdir) DESTDIR="${2:?--destdir needs a directory}"; shift 2 ;;
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
     --start) START=1; shift ;;
     --system-site-packages) SYSTEM_SITE=1; shift ;;
     --deps-from) DEPS_FROM="${2:?--deps-from needs a site-packages directory}"; shift 2 ;;
+    --wheel) WHEEL="${2:?--wheel needs a .whl file}"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage 2 ;;
   esac
@@ -42,6 +45,11 @@ say() { echo "install.sh: $*"; }
 die() { echo "install.sh: error: $*" >&2; exit 2; }
 
 [ -f "$SRC/pyproject.toml" ] && [ -d "$SRC/edge_agent" ] || die "no edge-agent source in $SRC"
+if [ -n "$WHEEL" ]; then
+  case "$WHEEL" in *.whl) ;; *) die "--wheel $WHEEL is not a .whl file" ;; esac
+  [ -f "$WHEEL" ] || die "--wheel $WHEEL does not exist"
+  WHEEL="$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")"
+fi
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || die "$PYTHON is older than 3.11 (tomllib): use Raspberry Pi OS bookworm or newer"
 if [ -z "$DESTDIR" ] && [ "$SYSTEM" = 1 ] && [ "$(id -u)" -ne 0 ]; then
@@ -92,8 +100,19 @@ STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
 tar -C "$SRC" --exclude='__pycache__' --exclude='*.pyc' -cf - pyproject.toml README.md edge_agent \
     firmware_sim 2>/dev/null | tar -C "$STAGE" -xf -
+pip_install() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
 if [ -n "$DEPS_FROM" ]; then
   [ -d "$DEPS_FROM" ] || die "--deps-from $DEPS_FROM is not a directory"
+fi
+if [ -n "$DEPS_FROM" ] && [ -n "$WHEEL" ]; then
+  # Offline with a wheel: pip installs the program (package data, console script, metadata)
+  # without an index; the dependencies come from $DEPS_FROM through a .pth path line.
+  site_dir="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+  echo "$DEPS_FROM" > "$site_dir/zz_edge_agent_deps.pth"
+  rm -rf "$site_dir/edge_agent" "$site_dir/firmware_sim"   # a previous --deps-from copy
+  say "installing $(basename "$WHEEL") (offline, dependencies from $DEPS_FROM)"
+  pip_install --no-index --no-deps --force-reinstall "$WHEEL"
+elif [ -n "$DEPS_FROM" ]; then
   # Offline (CI, air-gapped plants): the dependencies come from an existing site-packages (a
   # path line in a .pth file) and edge-agent's own pure-Python packages are copied in, with a
   # console script: no index, no downloads, no build backend (setuptools/wheel) needed.
@@ -107,7 +126,7 @@ if [ -n "$DEPS_FROM" ]; then
   chmod 0755 "$VENV/bin/edge-agent"
 else
   say "installing edge-agent and its dependencies into $VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$STAGE"
+  pip_install --upgrade "${WHEEL:-$STAGE}"
 fi
 install -m 0755 "$SRC/deploy/systemd/edge-agent-monitor-iface" "$OPT/bin/"
 ln -sf "$PREFIX/venv/bin/edge-agent" "$OPT/bin/edge-agent"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import stat
@@ -119,3 +120,56 @@ def test_unit_keeps_only_the_monitor_mode_capabilities() -> None:
     assert lines["User"] == "edge-agent" and lines["NoNewPrivileges"] == "yes"
     assert lines["ProtectSystem"] == "strict" and lines["Restart"] == "on-failure"
     assert lines["ReadWritePaths"] == "/var/lib/edge-agent"
+
+
+def _build_wheel(out: Path, tmp: Path) -> Path:
+    """The project's wheel, built offline from a copy of the checkout (no build/ droppings)."""
+    setuptools_major = int(importlib.metadata.version("setuptools").split(".")[0])
+    assert setuptools_major >= 77, "pyproject's license = \"MIT\" needs setuptools>=77 here: " \
+        "pip install 'setuptools>=77' (the build runs without isolation, offline)"
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for pkg in ("edge_agent", "firmware_sim"):
+        shutil.copytree(REPO / pkg, src / pkg, ignore=ignore)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "-q", "-w", str(out), str(src)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    (wheel,) = out.glob("edge_agent-*.whl")
+    return wheel
+
+
+def test_wheel_install_has_package_data_and_the_console_script(tmp_path: Path) -> None:
+    # The real pip path: pip installs the wheel (no index, dependencies from this venv), makes
+    # the console script from [project.scripts] and the package data from [package-data].
+    wheel = _build_wheel(tmp_path / "dist", tmp_path)
+    root = tmp_path / "root"
+    proc = run_install(root, "--wheel", str(wheel))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert f"installing {wheel.name}" in proc.stdout
+    venv = root / "opt/edge-agent/venv"
+    script = venv / "bin/edge-agent"
+    assert "from edge_agent.cli import main" in script.read_text()   # pip's console script
+    ver = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
+    assert ver.strip() == "edge-agent 0.1.0"
+    code = ("import importlib.metadata as m, importlib.resources as r; "
+            "print(m.version('edge-agent')); "
+            "print(r.files('edge_agent').joinpath('dashboard/static/index.html').is_file()); "
+            "import edge_agent; print(edge_agent.__file__)")
+    out = subprocess.run([str(venv / "bin/python"), "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout.split()
+    assert out[:2] == ["0.1.0", "True"]
+    assert out[2].startswith(str(venv))   # the wheel's copy, not the checkout
+    static = "lib/python3*/site-packages/edge_agent/dashboard/static/*"
+    statics = {p.name for p in venv.glob(static)}
+    assert {"index.html", "app.js", "style.css"} <= statics
+
+
+def test_wheel_option_rejects_what_is_not_a_wheel(tmp_path: Path) -> None:
+    proc = run_install(tmp_path / "root", "--wheel", str(tmp_path / "missing.tar.gz"))
+    assert proc.returncode == 2 and "is not a .whl file" in proc.stderr
