@@ -180,7 +180,10 @@ class _PayloadReader:
 
     def num(self, d: Mapping[str, Any], key: str, field: str, *, lo: float = -math.inf,
             hi: float = math.inf) -> float:
-        return self.finite(d.get(key), field, lo=lo, hi=hi)
+        val = d.get(key)
+        if type(val) is float and lo <= val <= hi and val - val == 0.0:  # common case; inf-inf=NaN
+            return val
+        return self.finite(val, field, lo=lo, hi=hi)
 
     def finite(self, val: Any, field: str, *, lo: float = -math.inf,
                hi: float = math.inf) -> float:
@@ -210,7 +213,7 @@ class _PayloadReader:
         return val
 
     def seconds(self, d: Mapping[str, Any], key: str, field: str) -> float:
-        return quantise_s(self.num(d, key, field, lo=0.0))
+        return round(self.num(d, key, field, lo=0.0) * MS_PER_S) / MS_PER_S  # quantise_s
 
     def cells(self, raw_cells: list[Any], nx: int, ny: int) -> dict[Cell, tuple[float, float]]:
         """Cells checked one by one, naming the first bad one (the slow path of _plain_cells)."""
