@@ -359,11 +359,17 @@ class _Reader:
 
 # --- permissions ---------------------------------------------------------------------------------
 
+# On the agent the config is root:edge-agent 0640: the service (user and group edge-agent, see
+# deploy/systemd/edge-agent.service) reads it through its group and cannot rewrite it; provision
+# writes it 0600 on the engineer's laptop, where no service needs to read it.
+SERVICE_GROUP = "edge-agent"
+
+
 def check_permissions(cfg: AgentConfig) -> list[str]:
     """Warnings about who can read the config's secrets; ConfigError when one is world-readable.
 
     Refuses: an inline password, a password file or a client key readable by "other".
-    Warns: the same readable by the group (fine when the group is the service's own).
+    Warns: the same readable by a group other than edge-agent or this process's own group.
     """
     warnings: list[str] = []
     guarded: list[tuple[Path, str]] = []
@@ -382,10 +388,25 @@ def check_permissions(cfg: AgentConfig) -> list[str]:
         if mode & stat.S_IROTH or mode & stat.S_IWOTH:
             raise ConfigError(path, f"holds a secret ({what}) but is world-accessible: run "
                                     f"chmod o-rwx {path}", field=what, value=oct(mode))
-        if mode & stat.S_IRGRP:
-            warnings.append(f"{path}: holds a secret ({what}) and is group-readable "
-                            f"(mode {oct(mode)}): fine only if the group is edge-agent")
+        if mode & stat.S_IRGRP and not _is_service_group(os.stat(path).st_gid):
+            warnings.append(f"{path}: holds a secret ({what}) and is readable by group "
+                            f"{_group_name(os.stat(path).st_gid)} (mode {oct(mode)}): "
+                            f"chgrp {SERVICE_GROUP} {path}, or chmod g-r")
     return warnings
+
+
+def _group_name(gid: int) -> str:
+    import grp  # POSIX only; the agent runs on Linux (Termux included)
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _is_service_group(gid: int) -> bool:
+    """The group the service reads its config through: edge-agent, or this process's own."""
+    return gid == os.getegid() or _group_name(gid) == SERVICE_GROUP
 
 
 # --- writing -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -130,10 +131,38 @@ def test_world_readable_config_with_password_is_refused(tmp_path: Path) -> None:
         check_permissions(cfg)
 
 
-def test_group_readable_config_warns_and_private_one_is_quiet(tmp_path: Path) -> None:
+def test_private_and_own_group_readable_configs_are_quiet(tmp_path: Path) -> None:
+    # 0640 root:edge-agent is the agent's layout: the service reads it through its own group.
     assert check_permissions(load_config(write(tmp_path, GOOD, mode=0o600))) == []
-    warnings = check_permissions(load_config(write(tmp_path, GOOD, mode=0o640)))
-    assert len(warnings) == 1 and "group-readable" in warnings[0]
+    own = write(tmp_path, GOOD, mode=0o640)
+    assert own.stat().st_gid == os.getegid()
+    assert check_permissions(load_config(own)) == []
+
+
+def test_config_readable_by_another_group_warns(tmp_path: Path) -> None:
+    others = [g for g in {*os.getgroups(), 1, 2, 65534} if g != os.getegid()]
+    path = write(tmp_path, GOOD, mode=0o640)
+    for gid in others:
+        try:
+            os.chown(path, -1, gid)
+            break
+        except PermissionError:
+            continue
+    else:
+        pytest.skip("cannot give the file another group here")
+    warnings = check_permissions(load_config(path))
+    assert len(warnings) == 1 and "readable by group" in warnings[0]
+    assert "chgrp edge-agent" in warnings[0]
+
+
+def test_example_config_and_install_doc_agree_on_the_mode() -> None:
+    # provision writes 0600 (laptop); on the agent it is 0640 root:edge-agent (install.sh, docs).
+    repo = Path(__file__).resolve().parents[2]
+    header = (repo / "deploy/agent.toml.example").read_text().split("\n[agent]")[0]
+    assert "0640" in header and "root:edge-agent" in header and "0600" in header
+    install = (repo / "docs/install.md").read_text()
+    assert "chmod 0640 /etc/edge-agent/agent.toml" in install
+    assert "chown -R root:edge-agent /etc/edge-agent" in install
 
 
 def test_world_readable_config_without_secret_is_fine(tmp_path: Path) -> None:
