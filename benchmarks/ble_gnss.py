@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge_agent.capture.nmea import gga, gsa, gst, gsv, rmc
+from edge_agent.capture.nmea_writer import gga, gsa, gst, gsv, rmc
 from edge_agent.capture.writers import (
     LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR,
     BleAdvTemplate,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.capture.nmea import gga, gsa, gst, gsv, nmea_lat, nmea_lon, rmc
+from edge_agent.capture.nmea_writer import gga, gsa, gst, gsv, nmea_lat, nmea_lon, rmc
 from edge_agent.site import Site
 from firmware_sim.motion import Track
 from firmware_sim.plant import Plant

@@ -1,7 +1,8 @@
 """Capture bundle writers: pcap records, beacon and advertisement templates, NMEA, whole bundles.
 
-The building blocks live in pcap_writer, radiotap, ble_frames and nmea; this module is the one
-import the rest of the project uses (`edge-agent record`, firmware_sim).
+The building blocks live in pcap_writer, radiotap_writer, ble_frames and nmea_writer (named apart
+from the parsers in edge_agent.sources); this module is the one import the rest of the project
+uses (`edge-agent record`, firmware_sim) and re-exports what they need.
 """
 
 from __future__ import annotations
@@ -18,14 +19,23 @@ from edge_agent.capture.ble_frames import (
     eddystone_uid_data,
     ibeacon_data,
 )
-from edge_agent.capture.nmea import gga, gst, nmea_sentence, rmc
+from edge_agent.capture.nmea_writer import (
+    gga,
+    gsa,
+    gst,
+    gsv,
+    nmea_lat,
+    nmea_lon,
+    nmea_sentence,
+    rmc,
+)
 from edge_agent.capture.pcap_writer import (
     LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR,
     LINKTYPE_IEEE802_11_RADIOTAP,
     PcapWriter,
     pcap_time_s,
 )
-from edge_agent.capture.radiotap import BeaconTemplate
+from edge_agent.capture.radiotap_writer import BeaconTemplate
 from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
 from edge_agent.site import Site
 
@@ -40,9 +50,16 @@ __all__ = [
     "ble_crc24",
     "ble_template_for",
     "eddystone_uid_data",
+    "gga",
+    "gsa",
+    "gst",
+    "gsv",
     "ibeacon_data",
+    "nmea_lat",
+    "nmea_lon",
     "nmea_sentence",
     "pcap_time_s",
+    "rmc",
     "write_observations_bundle",
 ]
 

@@ -15,7 +15,7 @@ from scapy.layers.bluetooth4LE import BTLE, BTLE_RF
 from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11Elt, Dot11FCS, RadioTap
 from scapy.utils import rdpcap
 
-from edge_agent.capture.nmea import gga, gst, nmea_lat, rmc
+from edge_agent.capture.nmea_writer import gga, gst, nmea_lat, rmc
 from edge_agent.capture.writers import (
     LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR,
     LINKTYPE_IEEE802_11_RADIOTAP,
