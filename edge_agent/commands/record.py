@@ -30,6 +30,7 @@ from edge_agent.capture.writers import (
     PcapWriter,
     ble_template_for,
 )
+from edge_agent.cli_options import WIFI_MODES, add_live_source_options, parse_host_port
 from edge_agent.errors import EdgeAgentError, InputError
 from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
 from edge_agent.site import Site, load_site
@@ -39,6 +40,7 @@ FLUSH_EVERY_S = 1.0  # a power cut loses at most this much of the recording
 _TICK_S = FLUSH_EVERY_S  # flush and terminal progress share one tick
 _POLL_S = 0.2  # how often the collector checks the duration and Ctrl-C
 _DONE = object()
+DEFAULT_BAUD = 9600  # most USB GNSS receivers' NMEA default
 
 
 def register(subparsers: Any) -> None:
@@ -50,21 +52,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("dir", type=Path, help="bundle directory to write (created if missing)")
     p.add_argument("--site", type=Path, required=True,
                    help="site.json: the survey; copied into the bundle, and the privacy filter")
-    p.add_argument("--iface", help="Wi-Fi interface to record (e.g. wlan0)")
-    p.add_argument("--mode", choices=("monitor", "iw", "termux"),
-                   help="Wi-Fi capture: monitor mode (raw frames, hopping channels; the default "
-                        "with --iface), iw (managed-mode scans of --iface) or termux (Android "
-                        "scan info, no --iface)")
-    p.add_argument("--ble", action="store_true", help="record BLE beacons through bleak")
-    p.add_argument("--ble-adapter", help="BlueZ adapter for --ble (default: the system's)")
-    gnss = p.add_mutually_exclusive_group()
-    gnss.add_argument("--gnss-serial", metavar="PORT",
-                      help="GNSS receiver on a serial port, e.g. /dev/ttyACM0, or a pyserial "
-                           "URL such as socket://phone:11123")
-    gnss.add_argument("--gnss-gpsd", metavar="HOST:PORT",
-                      help="GNSS from gpsd, e.g. localhost:2947")
-    p.add_argument("--gnss-baud", type=int, default=9600,
-                   help="baud rate for --gnss-serial (default 9600)")
+    add_live_source_options(p, from_config=False)
+    # Old name of --wifi-mode (run always said --wifi-mode); kept working, hidden from help.
+    p.add_argument("--mode", dest="deprecated_mode", choices=WIFI_MODES, help=argparse.SUPPRESS)
     p.add_argument("--duration", type=float, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C)")
     p.set_defaults(func=run)
@@ -73,14 +63,15 @@ def register(subparsers: Any) -> None:
 def build_sources(args: argparse.Namespace, site: Site) -> list[Source]:
     """The live sources the options ask for (each imports its platform package itself)."""
     sources: list[Source] = []
-    if args.mode in ("monitor", "iw") and not args.iface:
-        raise InputError("command line", f"--mode {args.mode} needs --iface", field="--iface")
-    if args.iface or args.mode == "termux":
+    mode = args.wifi_mode
+    if mode in ("monitor", "iw") and not args.iface:
+        raise InputError("command line", f"--wifi-mode {mode} needs --iface", field="--iface")
+    if args.iface or mode == "termux":
         from edge_agent.sources.wifi import WifiSource
 
-        if args.mode in (None, "monitor"):
+        if mode in (None, "monitor"):
             sources.append(WifiSource.live_monitor(args.iface, site))
-        elif args.mode == "iw":
+        elif mode == "iw":
             sources.append(WifiSource.live_iw(args.iface, site))
         else:
             sources.append(WifiSource.live_termux(site))
@@ -92,18 +83,14 @@ def build_sources(args: argparse.Namespace, site: Site) -> list[Source]:
         from edge_agent.sources.gnss import GPSD_DEFAULT_PORT, GnssSource
 
         if args.gnss_serial:
-            sources.append(GnssSource.serial(args.gnss_serial, args.gnss_baud, site))
+            sources.append(GnssSource.serial(args.gnss_serial, args.gnss_baud or DEFAULT_BAUD,
+                                             site))
         else:
-            host, _, port = args.gnss_gpsd.rpartition(":")
-            if not host:
-                host, port = port, str(GPSD_DEFAULT_PORT)
-            if not port.isdigit():
-                raise InputError("command line", "must be HOST:PORT", field="--gnss-gpsd",
-                                 value=args.gnss_gpsd)
-            sources.append(GnssSource.gpsd(host, int(port), site))
+            host, port = parse_host_port(args.gnss_gpsd, "--gnss-gpsd", GPSD_DEFAULT_PORT)
+            sources.append(GnssSource.gpsd(host, port, site))
     if not sources:
-        raise InputError("command line", "nothing to record: give --iface (or --mode termux), "
-                         "--ble, --gnss-serial or --gnss-gpsd")
+        raise InputError("command line", "nothing to record: give --iface (or --wifi-mode "
+                         "termux), --ble, --gnss-serial or --gnss-gpsd")
     return sources
 
 
@@ -301,6 +288,9 @@ def _progress_line(counts: Counter[str], elapsed_s: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.deprecated_mode is not None:
+        print("record: --mode is deprecated, use --wifi-mode", file=sys.stderr)
+        args.wifi_mode = args.wifi_mode or args.deprecated_mode
     site = load_site(args.site)
     sources = build_sources(args, site)
     summary = record_bundle(args.dir, site, sources, duration_s=args.duration,

@@ -212,4 +212,4 @@ def test_cli_mode_without_iface(tmp_path: Path, capsys: pytest.CaptureFixture[st
     make_site().save(tmp_path / "site.json")
     assert main(["record", str(tmp_path / "b"), "--site", str(tmp_path / "site.json"),
                  "--mode", "iw"]) == 2
-    assert "--mode iw needs --iface" in capsys.readouterr().err
+    assert "--wifi-mode iw needs --iface" in capsys.readouterr().err
