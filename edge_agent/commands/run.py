@@ -9,34 +9,44 @@ and everything waits in the outbox or goes to the broker.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import heapq
 import logging
+import math
 import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_agent.buffer.outbox import DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES
+from edge_agent.cli_options import add_live_source_options, parse_host_port
 from edge_agent.clock import Clock, system_clock
 from edge_agent.errors import InputError, SourceError
 from edge_agent.observations import Observation
 from edge_agent.publish.forward import OutboxForwarder
-from edge_agent.publish.options import add_broker_options, broker_kwargs
-from edge_agent.sources.base import Source
+from edge_agent.publish.options import add_broker_options, broker_kwargs, check_topic_level
+from edge_agent.sources.base import Source, SourceStats
 
 log = logging.getLogger(__name__)
 
 # Live sources hand over observations up to ~1 s late relative to each other (Wi-Fi channel
 # hops, BLE scan callbacks, NMEA once a second); holding 2 s of data time restores time order.
+# A simulation played X times faster holds X times more data time (its threads race ahead of
+# each other by as much wall time as live ones).
 REORDER_S = 2.0
 DEFAULT_HEALTH_INTERVAL_S = 60.0
 # The main loop wakes at least this often (wall time) to pump, write health and check stop.
 IDLE_WAKE_S = 0.5
 DEFAULT_DRAIN_TIMEOUT_S = 10.0
+DEFAULT_GNSS_BAUD = 9600  # most USB GNSS receivers' NMEA default
+SIM_AGENT = "sim-01"  # --simulate without --agent
+# An emitter whose "moved" evidence is half what the tracker needs to call it moved is worth a
+# look in the health record (suspect) before it is dropped.
+SUSPECT_SHARE_OF_MOVED_LLR = 0.5
 _DONE = object()
 
 
@@ -131,27 +141,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "run", help="run the live agent: radios and GNSS -> heatmap windows -> MQTT",
         description="Run the agent live. Options override --config. Windows are stored in the "
                     "outbox database first and published at QoS 1 when the broker is reachable; "
-                    "SIGTERM or Ctrl-C closes the open window and drains for --drain-timeout.")
+                    "SIGTERM or Ctrl-C closes the open window and drains for --drain-timeout. "
+                    "--simulate feeds it a firmware_sim scenario instead of the radios.")
     p.add_argument("--config", type=Path, metavar="TOML", help="agent config (agent.toml)")
-    p.add_argument("--site", type=Path, metavar="SITE_JSON", help="the site survey (site.json)")
-    p.add_argument("--agent", help="agent id, e.g. fl-01")
+    p.add_argument("--site", type=Path, metavar="SITE_JSON",
+                   help="the site survey (site.json); with --simulate, default the scenario's")
+    p.add_argument("--agent", help="agent id, e.g. fl-01 (A-Z a-z 0-9 . _ -)")
     p.add_argument("--db", type=Path, metavar="PATH", help="outbox database (default from config)")
-    p.add_argument("--iface", help="Wi-Fi interface (monitor mode: wlan1; iw: wlan0)")
-    p.add_argument("--wifi-mode", choices=("monitor", "iw", "termux", "off"),
-                   help="monitor (raw frames, needs CAP_NET_RAW), iw (managed scans), termux "
-                        "(Android), off")
-    p.add_argument("--ble", action=argparse.BooleanOptionalAction, default=None,
-                   help="scan BLE beacons with bleak (default from config)")
-    p.add_argument("--gnss-serial", metavar="PORT", help="GNSS receiver on a serial port")
-    p.add_argument("--gnss-baud", type=int, default=None, metavar="BAUD",
-                   help="serial speed (default 9600)")
-    p.add_argument("--gnss-gpsd", metavar="HOST[:PORT]", help="GNSS through gpsd")
+    add_live_source_options(p, from_config=True, allow_off=True)
+    sim = p.add_argument_group("simulation (instead of the radios)")
+    sim.add_argument("--simulate", metavar="SCENARIO",
+                     help="feed the agent a simulated forklift (python -m firmware_sim --list), "
+                          "paced like live radios; its times start now")
+    sim.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    sim.add_argument("--speed", type=float, default=1.0, metavar="X",
+                     help="play the simulation X times faster than real time (default 1)")
     add_broker_options(p)
     p.add_argument("--health-interval", type=float, default=DEFAULT_HEALTH_INTERVAL_S,
                    metavar="S", help="store and publish a health record every S seconds")
     p.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S, metavar="S",
                    help="at exit, wait up to S seconds for the broker to take what waits")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="stop after S seconds (with --simulate: simulate S seconds, and stop "
+                        "when they have been played)")
     p.add_argument("--record-raw", action="store_true", default=None,
                    help="keep raw observations in the database (on the device only)")
     p.add_argument("--publish-positions", action="store_true", default=None,
@@ -165,69 +177,65 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = None
     if args.config is not None:
-        from edge_agent.config import load_config
+        from edge_agent.config import check_permissions, load_config
 
         cfg = load_config(args.config)
+        # Refuses a world-readable secret (ConfigError, exit 2), as `validate` does.
+        for warning in check_permissions(cfg):
+            print(f"run: warning: {warning}", file=sys.stderr)
+    sim_run = None
+    if args.simulate:
+        sim_run = simulate_run(args)
     site_path = args.site or (cfg.agent.site_file if cfg else None)
-    if site_path is None:
+    if site_path is not None:
+        site = load_site(site_path)
+    elif sim_run is not None:
+        site = sim_run.site
+    else:
         raise InputError("--site", "give --site SITE_JSON or --config")
-    site = load_site(site_path)
-    agent = args.agent or (cfg.agent.id if cfg else None)
+    agent = args.agent or (cfg.agent.id if cfg else None) or (
+        SIM_AGENT if sim_run is not None else None)
     if not agent:
         raise InputError("--agent", "give --agent ID or --config")
+    check_topic_level(agent, "--agent")
+    topic_site = (cfg.mqtt.site if cfg and cfg.mqtt.site else site.site)
+    check_topic_level(topic_site, "site", "site.json or mqtt.site")
     db = args.db or (cfg.db_path if cfg else None)
     if db is None:
         raise InputError("--db", "give --db PATH or --config")
-    sources = build_sources(args, cfg, site)
+    sources = simulated_sources(sim_run, args.speed) if sim_run is not None \
+        else build_sources(args, cfg, site)
     if not sources:
         raise InputError("--wifi-mode/--ble/--gnss-*", "no source enabled")
-    fwd_kwargs = broker_kwargs(args)
+    fwd_kwargs = forwarder_kwargs(args, cfg)
     broker = args.broker or (cfg.mqtt.url if cfg else None) or None
-    topic_site = (cfg.mqtt.site if cfg and cfg.mqtt.site else site.site)
-    if cfg is not None:
-        m = cfg.mqtt
-        pw = m.resolved_password()
-        fwd_kwargs.update({
-            "tls_ca": args.tls_ca or m.ca_file, "tls_cert": args.tls_cert or m.cert_file,
-            "tls_key": args.tls_key or m.key_file,
-            "username": args.username or cfg.mqtt_username,
-            "password": fwd_kwargs["password"] or (pw.reveal() if pw else None),
-            "mqtt_version": (args.mqtt_version if args.mqtt_version is not None
-                             else m.mqtt_version),
-            "keepalive_s": m.keepalive_s,
-            "max_bytes": int(cfg.buffer.max_mb * 1024 * 1024),
-            "max_age_s": cfg.buffer.max_age_h * 3600.0,
-            "record_positions": cfg.buffer.record_positions,
-        })
-    record_raw = args.record_raw if args.record_raw is not None else (
-        cfg.buffer.record_raw if cfg else False)
-    publish_positions = args.publish_positions if args.publish_positions is not None else (
-        cfg.mqtt.publish_positions if cfg else False)
-    fwd_kwargs.setdefault("max_bytes", DEFAULT_MAX_BYTES)
-    fwd_kwargs.setdefault("max_age_s", DEFAULT_MAX_AGE_S)
-    fwd = OutboxForwarder(db, broker, topic_site, agent, record_raw=record_raw,
-                          publish_positions=publish_positions,
-                          close_timeout_s=args.drain_timeout, **fwd_kwargs)
+    fwd = OutboxForwarder(db, broker, topic_site, agent, close_timeout_s=args.drain_timeout,
+                          **fwd_kwargs)
     cell_m = cfg.heatmap.cell_m if cfg else 2.0
     window_s = cfg.heatmap.window_s if cfg else 60.0
     pipeline = Pipeline(site, agent, cell_m=cell_m, window_s=window_s, window_sink=fwd)
+
+    def extra() -> dict[str, Any]:
+        return live_health(sources, pipeline.tracker.health)
+
+    fwd.health_extra = extra  # also the final record close() stores
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
-    timer = threading.Timer(args.duration, stop.set) if args.duration is not None else None
+    # Simulated: --duration is simulated time, and the sources end when it is played.
+    wall_s = args.duration if sim_run is None else None
+    timer = threading.Timer(wall_s, stop.set) if wall_s is not None else None
     if timer is not None:
         timer.daemon = True
         timer.start()
-    print(f"run: agent {agent} on site {site.site}, {len(sources)} source(s), outbox {db}, "
+    what = (f"simulated {args.simulate} (seed {args.seed}, x{args.speed:g})" if sim_run
+            else f"{len(sources)} source(s)")
+    print(f"run: agent {agent} on site {site.site}, {what}, outbox {db}, "
           f"broker {fwd.url or 'none (windows wait in the outbox)'}", file=sys.stderr)
-
-    def extra() -> dict[str, Any]:
-        return {"sources": {s.kind: {"observations": s.stats.observations,
-                                     "skipped": dict(s.stats.skipped)} for s in sources}}
-
     try:
         live = run_live(sources, pipeline.feed, fwd, stop=stop,
-                        health_interval_s=args.health_interval, health_extra=extra)
+                        health_interval_s=args.health_interval, health_extra=extra,
+                        reorder_s=REORDER_S * max(1.0, args.speed if sim_run else 1.0))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -241,10 +249,122 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def forwarder_kwargs(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
+    """OutboxForwarder keyword arguments: the command line over the config over defaults."""
+    kw = broker_kwargs(args)
+    record_raw = args.record_raw if args.record_raw is not None else (
+        cfg.buffer.record_raw if cfg else False)
+    publish_positions = args.publish_positions if args.publish_positions is not None else (
+        cfg.mqtt.publish_positions if cfg else False)
+    kw.update({"record_raw": record_raw, "publish_positions": publish_positions,
+               "max_bytes": DEFAULT_MAX_BYTES, "max_age_s": DEFAULT_MAX_AGE_S})
+    if cfg is not None:
+        m = cfg.mqtt
+        pw = m.resolved_password()
+        kw.update({
+            "tls_ca": args.tls_ca or m.ca_file, "tls_cert": args.tls_cert or m.cert_file,
+            "tls_key": args.tls_key or m.key_file,
+            "username": args.username or cfg.mqtt_username,
+            "password": kw["password"] or (pw.reveal() if pw else None),
+            "mqtt_version": (args.mqtt_version if args.mqtt_version is not None
+                             else m.mqtt_version),
+            "keepalive_s": m.keepalive_s,
+            "max_bytes": int(cfg.buffer.max_mb * 1024 * 1024),
+            "max_age_s": cfg.buffer.max_age_h * 3600.0,
+            "record_positions": cfg.buffer.record_positions,
+        })
+    return kw
+
+
+def live_health(sources: Iterable[Source],
+                tracker_health: Callable[[], Mapping[str, object]]) -> dict[str, Any]:
+    """The `extra` of a live health record: source counters and the tracker's compact health."""
+    return {"sources": {s.kind: {"observations": s.stats.observations,
+                                 "skipped": dict(s.stats.skipped)} for s in sources},
+            "tracker": compact_tracker_health(tracker_health())}
+
+
+def compact_tracker_health(h: Mapping[str, object]) -> dict[str, Any]:
+    """The tracker's health without its per-emitter detail: counters (gated, late, ...), moved
+    emitters with where they seem to be now, suspect ones, and each emitter's offset in dB."""
+    from edge_agent.fusion.ap_calibration import MOVED_LLR
+
+    suspect_llr = MOVED_LLR * SUSPECT_SHARE_OF_MOVED_LLR
+    out: dict[str, Any] = {k: v for k, v in h.items() if k != "emitters"}
+    emitters = h.get("emitters")
+    if isinstance(emitters, Mapping):
+        offsets: dict[str, Any] = {}
+        moved: dict[str, Any] = {}
+        suspect: list[str] = []
+        for key, e in emitters.items():
+            if not isinstance(e, Mapping):
+                continue
+            offsets[str(key)] = e.get("offset_db")
+            if e.get("moved"):
+                moved[str(key)] = e.get("best_xy")
+            elif _number(e.get("moved_llr")) >= suspect_llr:
+                suspect.append(str(key))
+        out.update({"moved": moved, "suspect": sorted(suspect), "offsets_db": offsets})
+    return out
+
+
+def _number(v: object) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+
+
+def simulate_run(args: argparse.Namespace) -> Any:
+    """The firmware_sim run --simulate asks for (imported only here: radios need no simulator)."""
+    if not (math.isfinite(args.speed) and args.speed > 0):
+        raise InputError("--speed", "must be a positive number", value=args.speed)
+    radios = [o for o in ("iface", "wifi_mode", "ble", "gnss_serial", "gnss_gpsd")
+              if getattr(args, o) not in (None, False)]
+    if radios:
+        raise InputError("command line", "--simulate replaces the radios: drop "
+                         + ", ".join("--" + o.replace("_", "-") for o in radios),
+                         field="--simulate")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise InputError("--duration", "must be a positive number of seconds",
+                         value=args.duration)
+    from firmware_sim.run import simulate
+    from firmware_sim.scenarios import SCENARIOS
+
+    if args.simulate not in SCENARIOS:
+        raise InputError("--simulate", f"unknown scenario; one of {', '.join(sorted(SCENARIOS))}",
+                         value=args.simulate)
+    return simulate(args.simulate, args.seed, args.duration)
+
+
+def simulated_sources(sim_run: Any, speed: float, clock: Clock = system_clock) -> list[Source]:
+    """firmware_sim's live sources for `sim_run`, paced at `speed`, with times moved to start
+    now. Times stay one simulated second per second (the pacer's own rebase would divide them
+    by the speed), so windows and the tracker see the simulated motion, only sooner."""
+    from firmware_sim.live import live_sources
+
+    offset_s = float(math.floor(clock() - sim_run.t0))  # whole seconds: same 1 Hz grid
+    return [_Shifted(src, offset_s) for src in live_sources(sim_run, speed, rebase=False)]
+
+
+class _Shifted:
+    """A source whose observation times are moved by offset_s; stop() passes through."""
+
+    def __init__(self, src: Any, offset_s: float) -> None:
+        self.kind: str = src.kind
+        self.stats: SourceStats = src.stats
+        self._src = src
+        self._offset_s = offset_s
+
+    def __iter__(self) -> Iterator[Observation]:
+        for o in self._src:
+            yield dataclasses.replace(o, t=o.t + self._offset_s)
+
+    def stop(self) -> None:
+        self._src.stop()
+
+
 def build_sources(args: argparse.Namespace, cfg: Any, site: Any) -> list[Source]:
     """The live sources the options (or the config) ask for; platform imports stay inside."""
     from edge_agent.sources.ble import BleSource
-    from edge_agent.sources.gnss import GnssSource
+    from edge_agent.sources.gnss import GPSD_DEFAULT_PORT, GnssSource
     from edge_agent.sources.wifi import WifiSource
 
     out: list[Source] = []
@@ -266,13 +386,14 @@ def build_sources(args: argparse.Namespace, cfg: Any, site: Any) -> list[Source]
         out.append(WifiSource.live_termux(site))
     ble = args.ble if args.ble is not None else bool(cfg and cfg.ble.enabled)
     if ble:
-        adapter = cfg.ble.adapter if cfg else None
+        adapter = args.ble_adapter or (cfg.ble.adapter if cfg else None)
         out.append(BleSource.live(site, adapter=adapter))
     if args.gnss_serial:
-        out.append(GnssSource.serial(args.gnss_serial, args.gnss_baud or 9600, site))
+        baud = args.gnss_baud or (cfg.gnss.baud if cfg else None) or DEFAULT_GNSS_BAUD
+        out.append(GnssSource.serial(args.gnss_serial, baud, site))
     elif args.gnss_gpsd:
-        host, _, port = args.gnss_gpsd.partition(":")
-        out.append(GnssSource.gpsd(host, int(port) if port else 2947, site))
+        host, port = parse_host_port(args.gnss_gpsd, "--gnss-gpsd", GPSD_DEFAULT_PORT)
+        out.append(GnssSource.gpsd(host, port, site))
     elif cfg is not None and cfg.gnss.enabled:
         g = cfg.gnss
         out.append(GnssSource.serial(g.device, g.baud, site) if g.mode == "serial"

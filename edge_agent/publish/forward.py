@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from edge_agent.publish.mqtt import (
     refusal_error,
     tls_diagnosis,
 )
+from edge_agent.publish.options import check_topic_level
 
 if TYPE_CHECKING:
     from edge_agent.heatmap.window import Window
@@ -72,6 +73,9 @@ class OutboxForwarder:
                  record_raw: bool = False, record_positions: bool = False,
                  keepalive_s: int = 30, reconnect_max_s: int = RECONNECT_MAX_S,
                  close_timeout_s: float = 10.0, clock: Clock = system_clock) -> None:
+        # Both become topic levels and window ids: 'a/#' would publish into other topics.
+        check_topic_level(agent, "--agent")
+        check_topic_level(site, "site", "site.json or --site")
         self.site, self.agent = site, agent
         self.clock = clock
         self.close_timeout_s = close_timeout_s
@@ -95,6 +99,9 @@ class OutboxForwarder:
         self.run_rejected = 0
         self.run_put = 0
         self.closed = False
+        # What put_health() adds when not given an `extra` (e.g. run's tracker health), so the
+        # last record close() stores carries it too.
+        self.health_extra: Callable[[], dict[str, Any]] | None = None
         # One lock around every outbox use: the caller's thread (put, close) and the pump thread.
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -292,6 +299,8 @@ class OutboxForwarder:
 
     def put_health(self, extra: dict[str, Any] | None = None) -> None:
         """Store a health record in the outbox (published at QoS 1 like a window)."""
+        if extra is None and self.health_extra is not None:
+            extra = self.health_extra()
         h = self.health(extra)
         item_id = f"{self.agent}-health-{int(h['t'] * 1000)}"
         self.put_payload(item_id, float(h["t"]), json.dumps(h, sort_keys=True).encode(),
