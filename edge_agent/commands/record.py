@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge_agent.capture.nmea import gga, gst, rmc
 from edge_agent.capture.writers import (
     ADV_CHANNELS,
     LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR,
@@ -29,6 +28,9 @@ from edge_agent.capture.writers import (
     BleAdvTemplate,
     PcapWriter,
     ble_template_for,
+    gga,
+    gst,
+    rmc,
 )
 from edge_agent.cli_options import WIFI_MODES, add_live_source_options, parse_host_port
 from edge_agent.errors import EdgeAgentError, InputError
