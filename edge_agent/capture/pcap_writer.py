@@ -56,6 +56,10 @@ class PcapWriter:
     def close(self) -> None:
         self._f.close()
 
+    def flush(self) -> None:
+        """Hand what was written to the OS (a reader or a crash then sees whole records)."""
+        self._f.flush()
+
     def write(self, t_s: float, frame: bytes) -> None:
         """One record stamped `t_s` (UTC seconds, kept to the microsecond)."""
         self.write_us(to_us(t_s), frame)

@@ -21,6 +21,7 @@ from edge_agent.capture.writers import (
     LINKTYPE_IEEE802_11_RADIOTAP,
     BeaconTemplate,
     BleAdvTemplate,
+    BundleWriter,
     PcapWriter,
     ble_adv_frame,
     ble_crc24,
@@ -242,3 +243,49 @@ def test_bulk_beacons_carry_sequence_numbers_and_tsf() -> None:
     assert (p0[Dot11].SC >> 4, p1[Dot11].SC >> 4) == (7, 9)
     assert (p0[Dot11Beacon].timestamp, p1[Dot11Beacon].timestamp) == (123_456_789, 2 ** 40 + 5)
     assert (p0.dBm_AntSignal, p1.dBm_AntSignal) == (-50, -70)
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(d.iterdir())}
+
+
+def test_bundle_writer_with_flushes_writes_the_bytes_of_the_whole_bundle(tmp_path: Path) -> None:
+    """`edge-agent record` flushing as it goes (holding back a reorder margin of 1 s, arrivals
+    shuffled within it) gives byte for byte what write_observations_bundle gives at the end."""
+    import random
+
+    from firmware_sim import simulate
+
+    run = simulate("dense_ble", seed=2, duration_s=120)
+    obs = list(run.observations)
+    rng = random.Random(0)
+    arrival = sorted(obs, key=lambda o: o.t + rng.uniform(0.0, 0.5))
+    whole = write_observations_bundle(tmp_path / "whole", run.site, obs)
+    with BundleWriter(tmp_path / "live", run.site) as bw:
+        newest = -1e18
+        for i, o in enumerate(arrival):
+            bw.add(o)
+            newest = max(newest, o.t)
+            if i % 50 == 0:
+                bw.flush(before_t=newest - 1.0)
+                assert set(bw.counts()) <= {"wifi.pcap", "ble.pcap", "gps.nmea"}
+    assert bw.close() == whole and bw.late == 0
+    assert _files(tmp_path / "live") == _files(tmp_path / "whole")
+    assert set(whole) == {"wifi.pcap", "ble.pcap", "gps.nmea"}
+
+
+def test_bundle_writer_flush_makes_records_readable_and_counts_late_ones(tmp_path: Path) -> None:
+    t0 = 1795000000.0
+    bw = BundleWriter(tmp_path, SITE)
+    assert [f.name for f in tmp_path.iterdir()] == ["site.json"]  # files come with their data
+    bw.add(WifiObs(t0 + 2, "02:00:00:00:00:0a", -61.0, 6))
+    bw.add(WifiObs(t0 + 1, "02:00:00:00:00:0a", -62.0, 6))
+    bw.flush()
+    assert [t for t, _, _ in open_pcap(tmp_path / "wifi.pcap")] == \
+        [pytest.approx(t0 + 1), pytest.approx(t0 + 2)]
+    bw.add(WifiObs(t0 + 1.5, "02:00:00:00:00:0a", -63.0, 6))  # older than what was written
+    bw.add(GnssNoFix(t0 + 3))
+    assert bw.close() == {"wifi.pcap": 3, "gps.nmea": 2} and bw.late == 1
+    assert bw.close() == {"wifi.pcap": 3, "gps.nmea": 2}  # closing twice is harmless
+    with pytest.raises(ValueError, match="closed"):
+        bw.add(GnssNoFix(t0 + 4))
