@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "survey", help="list the APs and beacons heard, with signal statistics",
         description="Survey mode: keep every BSSID and beacon heard (not only the surveyed "
-                    "ones) and print count, RSSI mean/min/max/std and channel of each, marking "
+                    "ones; BLE: iBeacon/Eddystone or listed by address in --site, other "
+                    "advertisers such as phones are only counted) and print count, RSSI "
+                    "mean/min/max/std and channel of each, marking "
                     "those site.json already has and those it has but were never heard. The "
                     "result stays on this machine: it lists the neighbours' APs too.")
     src = p.add_mutually_exclusive_group(required=True)
@@ -50,9 +52,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
-def capture_sources(paths: Iterable[Path], site: Site | None) -> list[Source]:
+def capture_sources(paths: Iterable[Path], site: Site | None, *,
+                    survey_site: Site | None = None) -> list[Source]:
     """One replay source per pcap file, by link type: BLE LE-LL with PHDR, else Wi-Fi (the
-    Wi-Fi parser counts what it cannot use, e.g. 802.11 without radiotap has no signal)."""
+    Wi-Fi parser counts what it cannot use, e.g. 802.11 without radiotap has no signal).
+
+    Survey mode (site None) keeps BLE beacons only, plus advertisers `survey_site` lists by
+    address: a worker's phone must not end up in a survey or a draft site.json.
+    """
     from edge_agent.sources.pcap import open_pcap
 
     sources: list[Source] = []
@@ -67,7 +74,10 @@ def capture_sources(paths: Iterable[Path], site: Site | None) -> list[Source]:
         if linktype == LINKTYPE_BLE_PHDR:
             from edge_agent.sources.ble import BleSource
 
-            sources.append(BleSource.replay(path, site))
+            known = [b.address for b in survey_site.ble_beacons if b.address] \
+                if survey_site is not None else []
+            sources.append(BleSource.replay(path, site, beacons_only=site is None,
+                                            known_addresses=known))
         else:
             from edge_agent.sources.wifi import WifiSource
 
@@ -75,13 +85,14 @@ def capture_sources(paths: Iterable[Path], site: Site | None) -> list[Source]:
     return sources
 
 
-def bundle_sources(bundle: Path, site: Site | None) -> list[Source]:
+def bundle_sources(bundle: Path, site: Site | None, *,
+                   survey_site: Site | None = None) -> list[Source]:
     if not bundle.is_dir():
         raise InputError(bundle, "not a folder")
     files = [bundle / n for n in ("wifi.pcap", "ble.pcap") if (bundle / n).exists()]
     if not files:
         raise InputError(bundle, "no wifi.pcap or ble.pcap in the bundle")
-    return capture_sources(files, site)
+    return capture_sources(files, site, survey_site=survey_site)
 
 
 def live_observations(iface: str, mode: str, duration_s: float) -> Iterator[Observation]:
@@ -112,10 +123,10 @@ def run(args: argparse.Namespace) -> int:
     site = load_site(args.site) if args.site else None
     sources: list[Source] = []
     if args.capture:
-        sources = capture_sources(args.capture, None)
+        sources = capture_sources(args.capture, None, survey_site=site)
         obs: Iterable[Observation] = itertools.chain.from_iterable(sources)
     elif args.bundle:
-        sources = bundle_sources(args.bundle, None)
+        sources = bundle_sources(args.bundle, None, survey_site=site)
         obs = itertools.chain.from_iterable(sources)
     else:
         obs = live_observations(args.iface, args.mode, args.duration)
@@ -140,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
         summary += (f"; {surveyed} of them in {args.site}, {len(report.missing)} surveyed ones "
                     f"not heard")
     skipped: Counter[str] = Counter()
-    for src in sources:
-        skipped.update(src.stats.skipped)
+    for src in sources:  # by source: "not_beacon" means a Wi-Fi data frame or a BLE phone
+        skipped.update({f"{getattr(src, 'kind', '')} {k}".strip(): n
+                        for k, n in src.stats.skipped.items()})
     if skipped:
         summary += " (skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.most_common()) + ")"
     print(summary, file=sys.stderr)

@@ -6,7 +6,7 @@ Both paths turn (time, address, advertisement payload, RSSI) into a BleObs throu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,12 +43,29 @@ MAX_CACHED_PACKETS = 4096
 
 
 class BleMatcher:
-    """Sighting -> BleObs: RSSI bounds, then the survey match (or survey mode when site is None)."""
+    """Sighting -> BleObs: RSSI bounds, then the survey match (or survey mode when site is None).
 
-    def __init__(self, site: Site | None, stats: SourceStats) -> None:
+    `beacons_only` (survey mode, what `edge-agent survey` asks for): keep iBeacon and Eddystone
+    advertisers and `known_addresses` only; phones and wearables are counted as "not_beacon".
+    """
+
+    def __init__(self, site: Site | None, stats: SourceStats, *, beacons_only: bool = False,
+                 known_addresses: Iterable[str] = ()) -> None:
         self.site = site
         self.stats = stats
         self.last_t = float("-inf")
+        self.beacons_only = beacons_only
+        self.known_addresses = frozenset(a.upper() for a in known_addresses)
+
+    def not_beacon(self, address: str, payload: AdvPayload | None) -> bool:
+        """True when survey mode keeps beacons only and this advertiser is none (a person's
+        device, not plant infrastructure: it must not reach a survey or a draft site.json)."""
+        if self.site is not None or not self.beacons_only:
+            return False
+        if payload is not None and (payload.ibeacon is not None
+                                    or payload.eddystone is not None):
+            return False
+        return address.upper() not in self.known_addresses
 
     def beacon_id(self, address: str, payload: AdvPayload | None) -> str | None:
         """The site's id for this advertiser (None: not surveyed); survey mode: iBeacon id or
@@ -65,6 +82,9 @@ class BleMatcher:
 
     def observe(self, t: float, address: str, payload: AdvPayload | None,
                 rssi_dbm: float | None) -> BleObs | None:
+        if self.not_beacon(address, payload):
+            self.stats.skip("not_beacon")
+            return None
         return self.emit(t, address, self.beacon_id(address, payload), rssi_dbm)
 
     def emit(self, t: float, address: str, beacon_id: str | None,
@@ -98,6 +118,8 @@ def _classify_packet(ll: bytes, matcher: BleMatcher) -> str | tuple[str, str | N
         return "data_channel"
     if frame.pdu_type not in SIGHTING_PDUS:
         return "not_advertiser_pdu"  # SCAN_REQ, CONNECT_IND, ADV_DIRECT_IND, extended
+    if matcher.not_beacon(frame.address, frame.payload):
+        return "not_beacon"
     return frame.address, matcher.beacon_id(frame.address, frame.payload)
 
 
@@ -120,11 +142,15 @@ class BleSource:
         return self._records
 
     @classmethod
-    def replay(cls, path: str | Path, site: Site | None) -> BleSource:
-        """Advertisements from a pcap/pcapng of link type 256 (CaptureError if not a capture)."""
+    def replay(cls, path: str | Path, site: Site | None, *, beacons_only: bool = False,
+               known_addresses: Iterable[str] = ()) -> BleSource:
+        """Advertisements from a pcap/pcapng of link type 256 (CaptureError if not a capture);
+        `beacons_only`/`known_addresses`: survey mode's privacy filter (BleMatcher)."""
         stats = SourceStats()
         reader = open_pcap(path, stats)  # opened now so a bad file fails at construction
-        return cls(_replay(reader.path, reader, site, stats), stats=stats)
+        matcher = BleMatcher(site, stats, beacons_only=beacons_only,
+                             known_addresses=known_addresses)
+        return cls(_replay(reader.path, reader, matcher), stats=stats)
 
     @classmethod
     def live(cls, site: Site | None, backend: object | None = None, *, clock: Clock = system_clock,
@@ -136,9 +162,8 @@ class BleSource:
                              adapter=adapter)
 
 
-def _replay(path: Path, reader: PcapReader, site: Site | None,
-            stats: SourceStats) -> Iterator[BleObs]:
-    matcher = BleMatcher(site, stats)
+def _replay(path: Path, reader: PcapReader, matcher: BleMatcher) -> Iterator[BleObs]:
+    stats = matcher.stats
     warned: set[int] = set()
     cache: dict[bytes, str | tuple[str, str | None]] = {}
     with reader:

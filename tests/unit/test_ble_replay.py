@@ -144,3 +144,62 @@ def test_random_records_only_skip(frames: list[bytes]) -> None:
         obs = list(src)
         assert all(-127 <= o.rssi_dbm <= 0 for o in obs)
         assert src.stats.observations + sum(src.stats.skipped.values()) == len(frames)
+
+
+# --- survey mode's privacy filter: beacons only (edge-agent survey) ---
+
+def test_survey_beacons_only_keeps_the_real_ibeacon_and_counts_the_phone(
+        real_captures: Path) -> None:
+    # pypacker_packets_btle: C4:BE:84:34:1D:24 is a plain advertiser (ADV_IND + SCAN_RSP), the
+    # ADV_NONCONN_IND an iBeacon. Unfiltered survey mode keeps all three sightings (above).
+    src = BleSource.replay(real_captures / "ble/pypacker_packets_btle.pcap", None,
+                           beacons_only=True)
+    obs = list(src)
+    assert [o.beacon_id for o in obs] == [IBEACON_ID]
+    assert src.stats.skipped["not_beacon"] == 2
+    assert src.stats.observations + sum(src.stats.skipped.values()) == 30
+
+
+def test_survey_beacons_only_drops_a_non_beacon_advertiser(real_captures: Path) -> None:
+    # crackle_le_secure_connections: one device pairing (ADV_IND/SCAN_RSP, no beacon frame):
+    # its 42 sightings are counted, not kept; the other reasons are unchanged.
+    src = BleSource.replay(real_captures / "ble/crackle_le_secure_connections.pcapng", None,
+                           beacons_only=True)
+    assert list(src) == []
+    assert src.stats.skipped == {"data_channel": 259, "not_advertiser_pdu": 2, "not_beacon": 42}
+
+
+def test_survey_keeps_an_advertiser_the_site_lists_by_address(real_captures: Path) -> None:
+    src = BleSource.replay(real_captures / "ble/crackle_le_secure_connections.pcapng", None,
+                           beacons_only=True, known_addresses=[CRACKLE_ADDR.lower()])
+    assert len(list(src)) == 42 and "not_beacon" not in src.stats.skipped
+
+
+def test_survey_beacons_only_keeps_eddystone(tmp_path: Path) -> None:
+    p = tmp_path / "ble.pcap"
+    with PcapWriter(p, LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR) as w:
+        w.write(1.0, ble_adv_frame("C0:00:00:00:00:01", -60,
+                                   eddystone_uid=("00112233445566778899", "aabbccddeeff", -20)))
+        w.write(2.0, ble_adv_frame("C0:00:00:00:00:02", -61))
+    src = BleSource.replay(p, None, beacons_only=True)
+    assert [o.address for o in src] == ["C0:00:00:00:00:01"]
+    assert src.stats.skipped == {"not_beacon": 1}
+
+
+def test_beacons_only_does_not_touch_the_site_filter(real_captures: Path) -> None:
+    site = make_site([{"address": CRACKLE_ADDR}])
+    src = BleSource.replay(real_captures / "ble/crackle_le_secure_connections.pcapng", site,
+                           beacons_only=True)
+    assert len(list(src)) == 42
+
+
+def test_live_matcher_applies_the_same_filter() -> None:
+    from edge_agent.sources.base import SourceStats
+    from edge_agent.sources.ble import BleMatcher
+    from edge_agent.sources.ble_adv import payload_from_bleak
+
+    stats = SourceStats()
+    m = BleMatcher(None, stats, beacons_only=True)
+    phone = payload_from_bleak({0x004C: bytes.fromhex("1005031c")}, {}, None)  # Apple, no iBeacon
+    assert m.observe(1.0, "5A:00:00:00:00:01", phone, -60.0) is None
+    assert stats.skipped == {"not_beacon": 1}

@@ -102,3 +102,37 @@ def test_cli_on_a_real_capture(tmp_path: Path, real_captures: Path,
 def test_cli_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["survey", "--capture", str(tmp_path / "nope.pcap")]) == 2
     assert "nope.pcap" in capsys.readouterr().err
+
+
+def test_cli_draft_never_lists_a_non_beacon_ble_device(tmp_path: Path, real_captures: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # pypacker_packets_btle: one plain advertiser (a person's device, for all we know) and one
+    # iBeacon. Only the iBeacon may reach the report and the draft site.json.
+    cap = real_captures / "ble" / "pypacker_packets_btle.pcap"
+    out = tmp_path / "draft.json"
+    assert main(["survey", "--capture", str(cap), "--json", "--write-site", str(out),
+                 "--min-count", "1"]) == 0
+    captured = capsys.readouterr()
+    rep = json.loads(captured.out)
+    assert [h["address"] for h in rep["heard"]] == ["00:07:80:02:75:4E"]
+    assert "C4:BE:84:34:1D:24" not in captured.out
+    assert "ble not_beacon 2" in captured.err
+    draft = json.loads(out.read_text())
+    assert [b["uuid"] for b in draft["ble_beacons"]] == ["2f234454-cf6d-4a0f-adf2-f4911ba9ffa6"]
+    assert "C4:BE:84:34:1D:24" not in out.read_text()
+
+
+def test_cli_keeps_a_non_beacon_advertiser_the_site_lists(tmp_path: Path, real_captures: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({
+        "site": "t", "origin": {"lat": 47.0, "lon": 6.0},
+        "bounds": {"xmin": 0, "ymin": 0, "xmax": 50, "ymax": 50},
+        "ble_beacons": [{"id": "tag-1", "address": "7D:43:82:42:23:16", "x": 1.0, "y": 2.0,
+                         "rssi_1m_dbm": -59, "path_loss_exponent": 2.0}]}))
+    cap = real_captures / "ble" / "crackle_le_secure_connections.pcapng"
+    assert main(["survey", "--capture", str(cap), "--site", str(site), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [(h["count"], h["surveyed"]) for h in rep["heard"]] == [(42, True)]
+    assert rep["surveyed_not_heard"] == []
