@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scapy.layers.bluetooth4LE import BTLE, BTLE_RF
 from scapy.layers.dot11 import Dot11, Dot11Beacon, Dot11Elt, Dot11FCS, RadioTap
 from scapy.utils import rdpcap
+from support.examples import scaled
 
 from edge_agent.capture.nmea_writer import gga, gst, nmea_lat, rmc
 from edge_agent.capture.writers import (
@@ -84,7 +85,7 @@ def test_a_channel_without_a_frequency_is_refused() -> None:
         BeaconTemplate("02:00:00:00:00:03", "", 20)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=scaled(60), deadline=None)
 @given(st.binary(min_size=2, max_size=39))
 def test_crc24_matches_scapy(pdu: bytes) -> None:
     assert ble_crc24(pdu) == scapy_crc(pdu)

@@ -7,6 +7,7 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.examples import scaled
 
 from edge_agent.estimate import Estimate
 from edge_agent.heatmap.accumulator import WindowAccumulator
@@ -199,7 +200,7 @@ def estimate_streams(draw: st.DrawFn) -> list[Estimate]:
     return out
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(estimate_streams())
 def test_windows_are_consistent_for_any_stream(seq: list[Estimate]) -> None:
     site = site_from_dict({"site": "plant-a", "origin": {"lat": 47.47, "lon": 6.81},

@@ -11,6 +11,7 @@ import zlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.examples import scaled
 
 from edge_agent.errors import InputError
 from edge_agent.estimate import Estimate
@@ -69,14 +70,14 @@ def test_garbage_is_an_input_error(data: bytes, match: str) -> None:
         decode_window(data)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=scaled(300), deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_never_raise_anything_but_input_error(data: bytes) -> None:
     with contextlib.suppress(InputError):
         decode_window(data)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=scaled(200), deadline=None)
 @given(st.integers(0, 10_000), st.integers(0, 255))
 def test_flipped_byte_in_a_real_payload_is_rejected_or_valid(pos: int, xor: int) -> None:
     raw = bytearray(payload_json(busy_minute(2.0)))

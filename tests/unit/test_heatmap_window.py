@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.examples import scaled
 
 from edge_agent.errors import InputError
 from edge_agent.heatmap.window import (
@@ -48,7 +49,7 @@ def windows(draw: st.DrawFn) -> Window:
                   distance_m=draw(st.integers(0, 10**7)) / 1000, zones=zones)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=scaled(150), deadline=None)
 @given(windows(), windows(), windows())
 def test_merge_is_exactly_associative(a: Window, b: Window, c: Window) -> None:
     left = merge_windows([merge_windows([a, b]), c])
@@ -57,7 +58,7 @@ def test_merge_is_exactly_associative(a: Window, b: Window, c: Window) -> None:
     assert left == merge_windows([a, b, c])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=scaled(150), deadline=None)
 @given(st.lists(windows(), min_size=1, max_size=6), st.randoms())
 def test_merge_is_commutative_in_any_order(ws: list[Window], rnd: Any) -> None:
     shuffled = list(ws)
@@ -65,7 +66,7 @@ def test_merge_is_commutative_in_any_order(ws: list[Window], rnd: Any) -> None:
     assert merge_windows(ws) == merge_windows(shuffled)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=scaled(100), deadline=None)
 @given(st.lists(windows(), min_size=1, max_size=6))
 def test_merge_keeps_sums_exact(ws: list[Window]) -> None:
     m = merge_windows(ws)
@@ -75,7 +76,7 @@ def test_merge_keeps_sums_exact(ws: list[Window]) -> None:
     assert m.start == min(w.start for w in ws) and m.end == max(w.end for w in ws)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=scaled(100), deadline=None)
 @given(windows())
 def test_payload_round_trip_is_exact(w: Window) -> None:
     back = Window.from_payload(json.loads(json.dumps(w.to_payload())))
@@ -176,7 +177,7 @@ _cell_value = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64)
                         st.integers(-2, 70_000), st.booleans(), st.none(), st.text(max_size=2))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=scaled(150), deadline=None)
 @given(st.lists(st.one_of(
     st.lists(st.one_of(st.integers(-1, 4), _cell_value), min_size=3, max_size=5),
     st.tuples(st.integers(0, 3), st.integers(0, 3),
@@ -194,7 +195,7 @@ def test_fast_cell_check_agrees_with_the_field_by_field_one(raw: list[Any]) -> N
         assert fast == (slow, sum(round(d * 1000) for d, _ in slow.values()))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=scaled(50), deadline=None)
 @given(windows())
 def test_encoded_cells_take_the_fast_path(w: Window) -> None:
     assert _plain_cells(w.to_payload()["cells"], w.nx, w.ny) is not None
