@@ -20,11 +20,15 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.errors import InputError
+from edge_agent.fusion.models import MIN_DISTANCE_M  # the tracker's clamp (see below)
 from edge_agent.observations import BleObs, Observation, WifiObs
 from edge_agent.site import BleBeacon, Site, WifiAp
 
 FloatArray = npt.NDArray[np.float64]
 
+# Distances are clamped at fusion.models.MIN_DISTANCE_M (1 m, the far-field limit), as the
+# tracker does when it evaluates the curves fitted here: a frame heard under the AP must mean the
+# same to both, or the fit would bend rssi_1m to points the tracker can never predict.
 # Receiver antenna height: on a forklift's overhead guard, about 2 m above the floor.
 DEFAULT_RX_HEIGHT_M = 2.0
 # Huber's tuning constant: 95 % efficiency under Gaussian noise, bounded influence of outliers
@@ -81,6 +85,9 @@ MOVED_TYPICAL_FACTOR = 1.6
 # body; in simulation well-placed beacons reached 2.2-3.4x their kind's typical RMS.
 MOVED_TYPICAL_FACTOR_BLE = 3.5
 MOVED_RMS_RATIO = 0.7
+# Not fusion/ap_calibration.py's 10 m on purpose: here the receiver's positions are known (points
+# or a surveyed path) and the search grid is 0.5 m, so 8 m is already well beyond shadowing; the
+# tracker judges a move from its own estimated positions, several metres off, and needs 10 m.
 MOVED_MIN_DISTANCE_M = 8.0
 # Position search grid for moved APs: coarse then fine, metres.
 SEARCH_COARSE_M = 2.0
@@ -220,7 +227,7 @@ def fit_log_distance(d_m: FloatArray, rssi_dbm: FloatArray, *, floor_dbm: float 
     fewer than `min_samples` lie clear of the floor. Holds n at `ple_prior` when log10(d) spans
     too little to separate a from n.
     """
-    x = -10.0 * np.log10(np.maximum(d_m, 0.1))
+    x = -10.0 * np.log10(np.maximum(d_m, MIN_DISTANCE_M))
     y = rssi_dbm.astype(np.float64)
     pw = np.ones(len(y)) if sample_weights is None else sample_weights / np.mean(sample_weights)
     use = np.ones(len(y), dtype=bool)
@@ -346,7 +353,7 @@ def _robust_rms(rssi: FloatArray, d_m: FloatArray, a: float, n: float, w: FloatA
     use = w > 0
     if use.sum() < 3:
         return float("nan")
-    r = np.abs(rssi[use] - (a - 10.0 * n * np.log10(np.maximum(d_m[use], 0.1))))
+    r = np.abs(rssi[use] - (a - 10.0 * n * np.log10(np.maximum(d_m[use], MIN_DISTANCE_M))))
     order = np.argsort(r)
     cw = np.cumsum(w[use][order])
     return float(1.4826 * r[order][int(np.searchsorted(cw, cw[-1] / 2))])
@@ -365,7 +372,7 @@ def _search_position(pl: Places, z_ap_m: float, rx_height_m: float, site: Site, 
 
     def costs(cx: FloatArray, cy: FloatArray) -> FloatArray:
         d = np.sqrt((cx[:, None] - bx[None, :]) ** 2 + (cy[:, None] - by[None, :]) ** 2 + dz2)
-        r = med[None, :] + 10.0 * n * np.log10(np.maximum(d, 0.1))  # = a + residual
+        r = med[None, :] + 10.0 * n * np.log10(np.maximum(d, MIN_DISTANCE_M))  # = a + residual
         out: FloatArray = np.abs(r - np.median(r, axis=1, keepdims=True)).mean(axis=1)
         return out
 
@@ -484,7 +491,7 @@ def pooled_exponent(parts: Iterable[tuple[FloatArray, FloatArray, FloatArray]], 
     for d, r, w in parts:
         if np.sum(w > 0) < 2:
             continue
-        x = -10.0 * np.log10(np.maximum(d, 0.1))
+        x = -10.0 * np.log10(np.maximum(d, MIN_DISTANCE_M))
         sw = float(np.sum(w))
         xc, yc = x - np.sum(w * x) / sw, r - np.sum(w * r) / sw
         num += float(np.sum(w * xc * yc))

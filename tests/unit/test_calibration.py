@@ -313,3 +313,23 @@ def test_samples_across_the_exterior_wall_are_left_out() -> None:
     f = next(f for f in res.fits if f.key.endswith("01"))
     assert f.path_loss_exponent == pytest.approx(2.2, abs=0.15), f
     assert f.rssi_1m_dbm == pytest.approx(-38.0, abs=2.0), f
+
+
+def test_distances_clamp_at_the_trackers_far_field_limit() -> None:
+    # A frame heard closer than 1 m counts as heard at 1 m, exactly as fusion.models evaluates
+    # the curve (before, calibration clamped at 0.1 m and the tracker at 1 m).
+    from edge_agent.fusion.models import MIN_DISTANCE_M, rssi_dbm
+
+    assert MIN_DISTANCE_M == 1.0
+    rng = np.random.default_rng(3)
+    d = np.concatenate([np.full(20, 0.3), rng.uniform(2.0, 40.0, 200)])
+    r = -40.0 - 25.0 * np.log10(np.maximum(d, 1.0)) + rng.normal(0.0, 1.0, len(d))
+    near = fit_log_distance(d, r, floor_dbm=None)
+    at_1m = fit_log_distance(np.maximum(d, 1.0), r, floor_dbm=None)
+    assert near is not None and at_1m is not None
+    assert near.rssi_1m_dbm == at_1m.rssi_1m_dbm
+    assert near.path_loss_exponent == at_1m.path_loss_exponent
+    # and the fitted curve predicts what the tracker's model predicts under the AP
+    pred = rssi_dbm(0.0, 0.0, np.array([0.2]), np.array([0.0]), np.array([0.0]),
+                    np.array([near.rssi_1m_dbm]), np.array([near.path_loss_exponent]))
+    assert float(pred[0]) == pytest.approx(near.rssi_1m_dbm)
