@@ -47,7 +47,8 @@ def _edge_agent_argvs(text: str) -> list[list[str]]:
         except ValueError:
             continue
         for i, word in enumerate(words):
-            if word.rsplit("/", 1)[-1] == "edge-agent" and (i == 0 or "/" in word):
+            if word.rsplit("/", 1)[-1] == "edge-agent" and (i == 0 or "/" in word
+                                                            or words[i - 1] == "sudo"):
                 if len(words) > i + 1 and re.match(r"-|[a-z]", words[i + 1]):
                     argvs.append(words[i + 1:])
                 break
