@@ -41,7 +41,10 @@ CA_DAYS = 3650
 LEAF_DAYS = 825
 DEFAULT_PORT_TLS = 8883
 DEFAULT_PORT_PLAIN = 1883
-ROLES = ("agent", "dashboard")
+ROLES = ("agent", "dashboard", "site-admin")
+# Where each role's files go under OUT (the agent's are copied to the agent, the others stay with
+# the people who use them).
+ROLE_DIRS = {"agent": "agents", "dashboard": "dashboards", "site-admin": "admins"}
 
 
 @dataclass
@@ -81,6 +84,11 @@ def agent_topic_root(site_id: str, agent_id: str) -> str:
     return f"plants/{site_id}/agents/{agent_id}"
 
 
+def site_plan_topic(site_id: str) -> str:
+    """The retained site.json the dashboard draws (docs/dashboard.md): written by a site-admin."""
+    return f"plants/{site_id}/site"
+
+
 def acl_block(username: str, role: str, site_id: str) -> str:
     """Mosquitto ACL lines for one user, pinned to its site.
 
@@ -90,6 +98,8 @@ def acl_block(username: str, role: str, site_id: str) -> str:
     if role == "agent":
         return (f"user {username}\n"
                 f"topic write {agent_topic_root(site_id, username)}/#\n")
+    if role == "site-admin":  # publishes the plan (retained) and reads it back, nothing else
+        return f"user {username}\ntopic readwrite {site_plan_topic(site_id)}\n"
     return f"user {username}\ntopic read plants/{site_id}/#\n"
 
 
@@ -102,7 +112,8 @@ def merge_acl(existing: str, username: str, block: str) -> str:
     blocks[username] = block
     header = ("# Mosquitto ACL for edge-agent (written by `edge-agent provision`).\n"
               "# Each agent may only publish under plants/<its site>/agents/<its id>/;\n"
-              "# dashboards may only read their site. Anything not listed is denied.\n")
+              "# dashboards may only read their site; site admins may only (re)publish\n"
+              "# plants/<site>/site. Anything not listed is denied.\n")
     return header + "".join("\n" + blocks[u] for u in sorted(blocks))
 
 
@@ -139,6 +150,24 @@ def mosquitto_conf(broker_dir: Path, *, port: int, tls: bool, client_cert: bool,
         ]
     else:
         lines.append("# WARNING: no TLS: passwords and data cross the network in clear text.")
+    return "\n".join(lines) + "\n"
+
+
+def mosquitto_pub_conf(site_id: str, username: str, password: Secret, *, host: str, port: int,
+                       ca_file: Path | None, cert_file: Path | None,
+                       key_file: Path | None) -> str:
+    """mosquitto_pub's options file ($XDG_CONFIG_HOME/mosquitto_pub: Mosquitto 2.0.11 in Debian 12
+    has no -o) to publish the site plan retained at QoS 1; the password stays off `ps`."""
+    lines = [
+        "# Publish the site plan for the dashboard (retained), from this folder:",
+        "#   XDG_CONFIG_HOME=. mosquitto_pub -f site.json",
+        f"-h {host}", f"-p {port}", f"-u {username}", f"-P {password.reveal()}",
+        f"-i {username}-plan", "-q 1", "-r", f"-t {site_plan_topic(site_id)}",
+    ]
+    if ca_file is not None:
+        lines.append(f"--cafile {ca_file}")
+    if cert_file is not None and key_file is not None:
+        lines += [f"--cert {cert_file}", f"--key {key_file}"]
     return "\n".join(lines) + "\n"
 
 
@@ -231,7 +260,7 @@ def provision(site: Site, site_path: Path, agent_id: str, out_dir: Path, *,
         raise InputError("--client-cert", "needs --tls")
     out_dir = out_dir.resolve()
     bdir = out_dir / "broker"
-    adir = out_dir / ("agents" if role == "agent" else "dashboards") / agent_id
+    adir = out_dir / ROLE_DIRS[role] / agent_id
     bdir.mkdir(parents=True, exist_ok=True)
     adir.mkdir(parents=True, exist_ok=True)
     os.chmod(adir, 0o700)
@@ -288,11 +317,19 @@ def provision(site: Site, site_path: Path, agent_id: str, out_dir: Path, *,
         _write_private(config_path, dump_toml(cfg))
     else:
         config_path = adir / "credentials.toml"
+        what = ("Dashboard credentials (read-only on the site's topics)" if role == "dashboard"
+                else f"Site admin credentials (may only publish {site_plan_topic(site.site)})")
         _write_private(config_path, (
-            "# Dashboard credentials (read-only on the site's topics).\n"
+            f"# {what}.\n"
             f'url = "{scheme}://{broker_host}:{port}"\nsite = "{site.site}"\n'
             f'username = "{agent_id}"\npassword = "{secret.reveal()}"\n'
             + (f'ca_file = "{atls_ca}"\n' if (atls_ca := ca_file) else "")))
     files.append(config_path)
+    if role == "site-admin":
+        pub_conf = adir / "mosquitto_pub"  # the name mosquitto_pub looks for
+        _write_private(pub_conf, mosquitto_pub_conf(
+            site.site, agent_id, secret, host=broker_host, port=port, ca_file=ca_file,
+            cert_file=cert_file, key_file=key_file))
+        files.append(pub_conf)
     return ProvisionResult(agent_id, role, secret, adir, bdir, config_path, rotated, created_ca,
                            files)

@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--listen-address", default=None,
                    help="address the broker listener binds to (default: all interfaces)")
     p.add_argument("--role", choices=ROLES, default="agent",
-                   help="agent (write own topics) or dashboard (read the whole site)")
+                   help="agent (write own topics), dashboard (read the whole site) or "
+                        "site-admin (publish the site plan, retained, on plants/<site>/site, "
+                        "for the dashboard: options for mosquitto_pub in OUT/admins/<id>/)")
     p.set_defaults(func=run)
 
 
@@ -49,9 +51,16 @@ def run(args: argparse.Namespace) -> int:
                     role=args.role)
     for f in res.files:
         print(f"wrote {f}")
-    print(f"next: copy {res.agent_dir}/ to /etc/edge-agent/ on the agent (keep mode 0600, "
-          f"owner root:edge-agent), and {res.broker_dir}/ to the broker; keep "
-          f"{res.broker_dir.parent / 'ca'} offline")
+    if res.role == "agent":
+        print(f"next: copy {res.agent_dir}/ to /etc/edge-agent/ on the agent (owner "
+              f"root:edge-agent, agent.toml mode 0640: docs/install.md step 3), and "
+              f"{res.broker_dir}/ to the broker; keep {res.broker_dir.parent / 'ca'} offline")
+    elif res.role == "site-admin":
+        print(f"next: copy {res.broker_dir}/ to the broker, then publish the plan: cd "
+              f"{res.agent_dir} && XDG_CONFIG_HOME=. mosquitto_pub -f site.json")
+    else:
+        print(f"next: copy {res.broker_dir}/ to the broker; the dashboard's credentials are in "
+              f"{res.config_path}")
     action = "rotated password of" if res.rotated else "provisioned"
     print(f"{action} {res.role} {res.username} for site {site.site} "
           f"({'TLS' if args.tls else 'no TLS'}); the password is only in {res.config_path}")

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_agent.config import AgentConfig, load_config
+from edge_agent.config import AgentConfig, AgentSection, MqttSection, Secret, load_config
 from edge_agent.provisioning import provision
 from edge_agent.site import load_site
 
@@ -56,6 +57,15 @@ class Provisioned:
     def config(self, agent: str) -> AgentConfig:
         return load_config(self.out / "agents" / agent / "agent.toml")
 
+    def credentials(self, folder: str, user: str) -> AgentConfig:
+        """A dashboard's or site admin's credentials.toml, as a config the Agent client takes."""
+        d = self.out / folder / user
+        creds = tomllib.loads((d / "credentials.toml").read_text())
+        return AgentConfig(agent=AgentSection(user, Path("site.json")),
+                           mqtt=MqttSection(url=creds["url"], site=creds["site"], username=user,
+                                            password=Secret(creds["password"]),
+                                            ca_file=d / creds["ca_file"]))
+
 
 def start_broker(out: Path, port: int) -> subprocess.Popen[bytes]:
     conf = out / "broker" / "mosquitto.conf"
@@ -84,9 +94,10 @@ def provision_and_start(tmp_path: Path, *, client_cert: bool) -> Iterator[Provis
     site_path.write_text(json.dumps(SITE))
     site = load_site(site_path)
     out, port = tmp_path / "out", free_port()
-    for agent in ("fl-01", "fl-02"):
+    for agent, role in (("fl-01", "agent"), ("fl-02", "agent"), ("plan-admin", "site-admin"),
+                        ("dash", "dashboard")):
         provision(site, site_path, agent, out, broker_host="localhost", broker_port=port,
-                  tls=True, client_cert=client_cert, listen_address="127.0.0.1")
+                  tls=True, client_cert=client_cert, listen_address="127.0.0.1", role=role)
     proc = start_broker(out, port)
     try:
         yield Provisioned(out, port, proc)
@@ -231,3 +242,69 @@ def test_client_certificate_is_required_when_provisioned_with_one(
         assert rc is None or rc.is_failure
     finally:
         without.close()
+
+
+def _retained_plan(cfg: AgentConfig, port: int) -> mqtt.MQTTMessage | None:
+    """What a dashboard user gets on plants/plant-a/site right after subscribing."""
+    got: list[mqtt.MQTTMessage] = []
+    done = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-dash", protocol=mqtt.MQTTv5)
+    pw = cfg.mqtt.resolved_password()
+    c.username_pw_set(cfg.mqtt_username, pw.reveal() if pw else None)
+    c.tls_set(ca_certs=str(cfg.mqtt.ca_file), cert_reqs=ssl.CERT_REQUIRED)
+    c.on_connect = lambda client, *_: client.subscribe("plants/plant-a/site", qos=1)
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        got.append(msg)
+        done.set()
+
+    c.on_message = on_message
+    c.connect("localhost", port, keepalive=30)
+    c.loop_start()
+    try:
+        done.wait(WAIT_S)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return got[0] if got else None
+
+
+def test_site_admin_publishes_the_retained_plan_that_the_dashboard_reads(
+        broker: Provisioned) -> None:
+    admin_dir = broker.out / "admins" / "plan-admin"
+    site_json = (admin_dir / "site.json").read_bytes()
+    if shutil.which("mosquitto_pub") is not None:
+        # Exactly what docs/install.md tells the engineer to run.
+        env = {**os.environ, "XDG_CONFIG_HOME": "."}
+        proc = subprocess.run(["mosquitto_pub", "-f", "site.json"], cwd=admin_dir, env=env,
+                              capture_output=True, text=True, timeout=WAIT_S, check=False)
+        assert proc.returncode == 0, proc.stderr
+    else:  # the same publication through paho
+        admin = Agent(broker.credentials("admins", "plan-admin"), broker.port)
+        assert admin.connect() is not None
+        try:
+            info = admin.client.publish("plants/plant-a/site", site_json, qos=1, retain=True)
+            info.wait_for_publish(WAIT_S)
+        finally:
+            admin.close()
+    msg = _retained_plan(broker.credentials("dashboards", "dash"), broker.port)
+    assert msg is not None and msg.retain
+    assert msg.payload == site_json and json.loads(msg.payload)["site"] == "plant-a"
+
+
+def test_only_the_site_admin_may_write_the_plan(broker: Provisioned) -> None:
+    agent = Agent(broker.config("fl-01"), broker.port)
+    admin = Agent(broker.credentials("admins", "plan-admin"), broker.port)
+    dash = Agent(broker.credentials("dashboards", "dash"), broker.port)
+    try:
+        for client in (agent, admin, dash):
+            rc = client.connect()
+            assert rc is not None and not rc.is_failure, rc
+        assert admin.publish("plants/plant-a/site") < 128
+        assert agent.publish("plants/plant-a/site") == NOT_AUTHORIZED
+        assert dash.publish("plants/plant-a/site") == NOT_AUTHORIZED
+        assert admin.publish("plants/plant-b/site") == NOT_AUTHORIZED
+        assert admin.publish("plants/plant-a/agents/fl-01/heatmap") == NOT_AUTHORIZED
+    finally:
+        for client in (agent, admin, dash):
+            client.close()

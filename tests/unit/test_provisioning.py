@@ -144,3 +144,27 @@ def test_dashboard_role_gets_read_only_acl_and_private_credentials(tmp_path: Pat
     assert creds["username"] == "dash" and creds["password"] == res.password.reveal()
     acl = (tmp_path / "broker/acl").read_text()
     assert "user dash\ntopic read plants/plant-a/#\n" in acl and "write" not in acl
+
+
+def test_site_admin_may_only_publish_the_site_plan(tmp_path: Path, site_path: Path) -> None:
+    res = provision(load_site(site_path), site_path, "plan-admin", tmp_path, role="site-admin",
+                    broker_host="broker.plant-a.example", broker_port=8883)
+    assert res.agent_dir == tmp_path.resolve() / "admins" / "plan-admin"
+    acl = (tmp_path / "broker/acl").read_text()
+    assert "user plan-admin\ntopic readwrite plants/plant-a/site\n" in acl
+    assert "plants/plant-a/#" not in acl and "agents" not in acl.split("user plan-admin")[1]
+    conf = res.agent_dir / "mosquitto_pub"
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o600   # it holds the password
+    lines = conf.read_text().splitlines()
+    assert {"-h broker.plant-a.example", "-p 8883", "-u plan-admin", "-r", "-q 1",
+            "-t plants/plant-a/site", f"-P {res.password.reveal()}"} <= set(lines)
+    assert (res.agent_dir / "site.json").read_text() == site_path.read_text()
+
+
+def test_cli_site_admin_says_how_to_publish(tmp_path: Path, site_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["provision", "--site", str(site_path), "--agent", "plan-admin", "--out",
+                 str(tmp_path), "--role", "site-admin"]) == 0
+    out = capsys.readouterr().out
+    assert "XDG_CONFIG_HOME=. mosquitto_pub -f site.json" in out
+    assert "provisioned site-admin plan-admin" in out
