@@ -127,6 +127,10 @@ def run_live(sources: Iterable[Source], feed: Callable[[Observation], None],
             summary.health_records += 1
             next_health = now + health_interval_s
     stop.set()
+    for src in srcs:  # radios (and simulations) that can be told to end stop reading now
+        end = getattr(src, "stop", None)
+        if callable(end):
+            end()
     release(float("inf"))
     if errors:
         e = errors[0]

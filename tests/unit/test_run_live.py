@@ -89,3 +89,30 @@ def test_a_failing_source_stops_the_loop_with_a_source_error(tmp_path: Path) -> 
     with pytest.raises(SourceError, match="device unplugged"):
         run_live([bad, good], lambda o: None, fwd, stop=threading.Event())
     fwd.close()
+
+
+class EndlessSource(ListSource):
+    """A radio that never ends by itself: only stop() ends it."""
+
+    def __init__(self) -> None:
+        super().__init__("wifi", [])
+        self.stopped = threading.Event()
+
+    def __iter__(self) -> Iterator[Observation]:
+        while not self.stopped.wait(0.01):
+            pass
+        return
+        yield
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def test_stopping_the_loop_stops_sources_that_can_be_stopped(tmp_path: Path) -> None:
+    src = EndlessSource()
+    stop = threading.Event()
+    stop.set()
+    fwd = OutboxForwarder(tmp_path / "o.db", None, "plant-a", "fl-01")
+    run_live([src], lambda o: None, fwd, stop=stop)
+    fwd.close(health=False)
+    assert src.stopped.is_set()
