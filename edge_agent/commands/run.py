@@ -190,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
     sim_run = None
     if args.simulate:
         sim_run = simulate_run(args)
-    site_path = args.site or (cfg.agent.site_file if cfg else None)
+    # A simulation's observations fit its own survey, not the config's plant.
+    site_path = args.site or (cfg.agent.site_file if cfg and sim_run is None else None)
     if site_path is not None:
         site = load_site(site_path)
     elif sim_run is not None:

@@ -189,3 +189,18 @@ def test_simulate_refuses_radio_options_and_unknown_scenarios(
     assert "indoor_shift" in _one_line_error(capsys)
     assert main(["run", "--simulate", "indoor_shift", "--db", db, "--speed", "0"]) == 2
     assert "--speed" in _one_line_error(capsys)
+
+
+def test_simulate_with_a_config_uses_the_scenario_survey_and_the_config_agent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path, 5)  # its site.json is a one-AP plant-a; its broker is unreachable
+    db = tmp_path / "o.db"
+    rc = main(["run", "--config", str(cfg), "--simulate", "indoor_shift", "--duration", "90",
+               "--speed", "1000", "--db", str(db), "--drain-timeout", "0.5"])
+    assert rc == 0, capsys.readouterr().err
+    with Outbox(db) as box:
+        items = box.pending(100)
+    windows = [decode_window(i.payload) for i in items if i.kind == "heatmap"]
+    assert windows and {w.agent for w in windows} == {"fl-07"}
+    health = [json.loads(i.payload) for i in items if i.kind == "health"][-1]
+    assert len(health["extra"]["tracker"]["offsets_db"]) >= 10  # the scenario's emitters
