@@ -215,6 +215,7 @@ class Tracker:
         self.cal = self._new_calibration()  # offsets of every emitter, then the wall loss
         # epoch accumulation
         self._epoch: int | None = None
+        self._epoch0 = 0  # first epoch since the start or the last restart
         self._sum = [0.0] * self.k
         self._cnt = [0] * self.k
         self._fixes: list[GnssFix] = []
@@ -227,7 +228,7 @@ class Tracker:
         self._epoch_z = np.zeros(0)
         self._epoch_missed = np.zeros(0, dtype=np.intp)
         self._recent: deque[_Step] = deque(maxlen=2 * p.motion_half_s + 1)
-        self.stats = {"emitters_moved": 0, "motion_refilters": 0, "frames": 0,
+        self.stats = {"restarts": 0, "emitters_moved": 0, "motion_refilters": 0, "frames": 0,
                       "unknown_frames": 0, "late": 0, "epochs": 0, "gnss_fixes": 0,
                       "gnss_accepted": 0, "gnss_gated": 0, "gnss_no_fix": 0, "grid_resets": 0,
                       "rssi_clipped": 0}
@@ -239,11 +240,18 @@ class Tracker:
         k = math.ceil(obs.t)
         out: list[Estimate] = []
         if self._epoch is None:
-            self._epoch = k
+            self._epoch = self._epoch0 = k
         elif k > self._epoch:
             while k > self._epoch:
                 out.append(self._close_epoch(self._epoch))
                 self._epoch += 1
+                last = self._last_meas_t if self._last_meas_t is not None else self._epoch0
+                if k > self._epoch + 1 and self._epoch - last > self.p.stale_after_s:
+                    # A long silence (agent off, clock jump in a log): the estimates already
+                    # say no position; start afresh at the next data instead of emitting every
+                    # second of a gap that may be hours, or years.
+                    self._restart()
+                    self._epoch = self._epoch0 = k
         elif k < self._epoch:
             self.stats["late"] += 1
         cls = type(obs)
@@ -353,6 +361,19 @@ class Tracker:
             self._watch_emitters(ekf, step)
         self._constrain(ekf)
         return self._estimate(ekf, float(t))
+
+    def _restart(self) -> None:
+        """Forget the position (not the calibration) after a long silence."""
+        self.stats["restarts"] += 1
+        self.ekf = None
+        self.grid.reset()
+        self._last_t = None
+        self._last_meas_t = None
+        self._recent.clear()
+        self._far_from_grid_s = 0
+        self.motion = MotionDetector(self.k, self.p.motion_half_s, self.p.moving_start_stat,
+                                     self.p.moving_stop_stat, self.p.fading_start_db2,
+                                     self.p.fading_stop_db2)
 
     def _ekf_step(self, ekf: Ekf, st: _Step) -> None:
         self._predict(ekf, st.dt)

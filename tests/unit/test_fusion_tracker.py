@@ -179,3 +179,14 @@ def test_a_truck_that_drives_is_seen_moving(moving_y: float) -> None:
     assert sum(first) <= 2
     assert sum(second) >= 15
     assert est[-1].x_m > 40.0
+
+
+def test_a_long_silence_is_not_emitted_second_by_second() -> None:
+    tr = Tracker(_site())
+    obs = _standing(20.0, 30.0, 5)
+    later = _standing(20.0, 30.0, 5, start=T0 + 3 * 365 * 86400.0)  # a log whose clock jumps
+    est = _run(tr, [*obs, *later])
+    assert len(est) < 200
+    assert tr.stats["restarts"] == 1
+    assert est[-1].valid and est[-1].t > T0 + 3 * 365 * 86400.0
+    assert not any(e.valid for e in est if T0 + 70 < e.t < T0 + 3 * 365 * 86400.0)
