@@ -38,8 +38,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     src.add_argument("--iface", metavar="IFACE",
                      help="listen live on this Wi-Fi interface (monitor mode needs root or "
                           "CAP_NET_RAW/CAP_NET_ADMIN)")
-    p.add_argument("--mode", choices=("monitor", "iw"), default="monitor",
-                   help="live: sniff beacons in monitor mode (default) or use `iw` scans")
+    p.add_argument("--wifi-mode", "--mode", dest="mode", choices=("monitor", "iw"),
+                   default="monitor",
+                   help="live: sniff beacons in monitor mode (default) or use `iw` scans "
+                        "(--mode: the old name, as for run and record)")
     p.add_argument("--duration", type=float, default=60.0, metavar="S",
                    help="live: stop after S seconds of observation time (default 60)")
     p.add_argument("--site", type=Path, help="site.json to compare against")

@@ -136,3 +136,12 @@ def test_cli_keeps_a_non_beacon_advertiser_the_site_lists(tmp_path: Path, real_c
     rep = json.loads(capsys.readouterr().out)
     assert [(h["count"], h["surveyed"]) for h in rep["heard"]] == [(42, True)]
     assert rep["surveyed_not_heard"] == []
+
+
+def test_wifi_mode_option_and_its_old_name() -> None:
+    from edge_agent.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["survey", "--iface", "wlan1", "--wifi-mode", "iw"]).mode == "iw"
+    assert parser.parse_args(["survey", "--iface", "wlan1", "--mode", "iw"]).mode == "iw"
+    assert parser.parse_args(["survey", "--iface", "wlan1"]).mode == "monitor"
