@@ -137,3 +137,30 @@ def test_same_seed_same_bundle_bytes(tmp_path: Path) -> None:
         simulate("dense_ble", seed=9, duration_s=60).write_bundle(tmp_path / d)
     for f in ("site.json", "wifi.pcap", "ble.pcap", "gps.nmea", "truth.csv"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_simulate_command_has_the_simulator_options_and_says_when_it_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One option list (firmware_sim.cli.add_arguments) for both entry points; an agent installed
+    without firmware_sim still parses `simulate` and says why it cannot run (one line, exit 2)."""
+    import argparse
+
+    from edge_agent.commands import simulate as command
+    from edge_agent.errors import InputError
+    from firmware_sim import cli
+
+    def options(p: argparse.ArgumentParser) -> set[str]:
+        return {s for a in p._actions for s in a.option_strings} | {
+            a.dest for a in p._actions if not a.option_strings}
+
+    direct = argparse.ArgumentParser()
+    cli.add_arguments(direct)
+    sub = argparse.ArgumentParser().add_subparsers()
+    command.register(sub)
+    assert options(direct) == options(sub.choices["simulate"]) >= {"--seed", "--trucks"}
+    monkeypatch.setattr(command, "_cli", lambda: None)
+    p = argparse.ArgumentParser()
+    command.register(p.add_subparsers())
+    args = p.parse_args(["simulate", "indoor_shift", "--out", "x"])
+    with pytest.raises(InputError, match="not installed"):
+        args.func(args)
