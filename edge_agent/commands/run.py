@@ -157,8 +157,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sim.add_argument("--simulate", metavar="SCENARIO",
                      help="feed the agent a simulated forklift (python -m firmware_sim --list), "
                           "paced like live radios; its times start now")
-    sim.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
-    sim.add_argument("--speed", type=float, default=1.0, metavar="X",
+    sim.add_argument("--seed", type=int, default=None, help="simulation seed (default 0)")
+    sim.add_argument("--speed", type=float, default=None, metavar="X",
                      help="play the simulation X times faster than real time (default 1)")
     add_broker_options(p)
     p.add_argument("--health-interval", type=float, default=DEFAULT_HEALTH_INTERVAL_S,
@@ -188,8 +188,14 @@ def run(args: argparse.Namespace) -> int:
         for warning in check_permissions(cfg):
             print(f"run: warning: {warning}", file=sys.stderr)
     sim_run = None
+    speed: float = 1.0 if args.speed is None else float(args.speed)
     if args.simulate:
+        args.seed = 0 if args.seed is None else args.seed
+        args.speed = speed
         sim_run = simulate_run(args)
+    elif args.seed is not None or args.speed is not None:
+        raise InputError("command line", "--seed and --speed go with --simulate SCENARIO",
+                         field="--simulate")
     # A simulation's observations fit its own survey, not the config's plant.
     site_path = args.site or (cfg.agent.site_file if cfg and sim_run is None else None)
     if site_path is not None:
@@ -208,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     db = args.db or (cfg.db_path if cfg else None)
     if db is None:
         raise InputError("--db", "give --db PATH or --config")
-    sources = simulated_sources(sim_run, args.speed) if sim_run is not None \
+    sources = simulated_sources(sim_run, speed) if sim_run is not None \
         else build_sources(args, cfg, site)
     if not sources:
         raise InputError("--wifi-mode/--ble/--gnss-*", "no source enabled")
@@ -240,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         live = run_live(sources, pipeline.feed, fwd, stop=stop,
                         health_interval_s=args.health_interval, health_extra=extra,
-                        reorder_s=REORDER_S * max(1.0, args.speed if sim_run else 1.0))
+                        reorder_s=REORDER_S * max(1.0, speed))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

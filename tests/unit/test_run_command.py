@@ -189,6 +189,9 @@ def test_simulate_refuses_radio_options_and_unknown_scenarios(
     assert "indoor_shift" in _one_line_error(capsys)
     assert main(["run", "--simulate", "indoor_shift", "--db", db, "--speed", "0"]) == 2
     assert "--speed" in _one_line_error(capsys)
+    assert main(["run", "--site", str(_site(tmp_path)), "--agent", "fl-01", "--db", db,
+                 "--speed", "10", "--wifi-mode", "termux"]) == 2
+    assert "--simulate" in _one_line_error(capsys)
 
 
 def test_simulate_with_a_config_uses_the_scenario_survey_and_the_config_agent(
