@@ -272,9 +272,12 @@ def forwarder_kwargs(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
     if cfg is not None:
         m = cfg.mqtt
         pw = m.resolved_password()
+        # The config's TLS files belong to a TLS broker: a plain --broker does not inherit them.
+        cfg_tls = args.broker is None or args.broker.strip().lower().startswith("mqtts://")
         kw.update({
-            "tls_ca": args.tls_ca or m.ca_file, "tls_cert": args.tls_cert or m.cert_file,
-            "tls_key": args.tls_key or m.key_file,
+            "tls_ca": args.tls_ca or (m.ca_file if cfg_tls else None),
+            "tls_cert": args.tls_cert or (m.cert_file if cfg_tls else None),
+            "tls_key": args.tls_key or (m.key_file if cfg_tls else None),
             "username": args.username or cfg.mqtt_username,
             "password": kw["password"] or (pw.reveal() if pw else None),
             "mqtt_version": (args.mqtt_version if args.mqtt_version is not None

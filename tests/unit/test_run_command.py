@@ -207,3 +207,15 @@ def test_simulate_with_a_config_uses_the_scenario_survey_and_the_config_agent(
     assert windows and {w.agent for w in windows} == {"fl-07"}
     health = [json.loads(i.payload) for i in items if i.kind == "health"][-1]
     assert len(health["extra"]["tracker"]["offsets_db"]) >= 10  # the scenario's emitters
+
+
+def test_a_plain_broker_option_does_not_inherit_the_configs_tls_files(tmp_path: Path) -> None:
+    cfg_path = _config(tmp_path, 5)
+    text = cfg_path.read_text().replace('url = "mqtt://127.0.0.1:1"',
+                                        'url = "mqtts://broker:8883"\nca_file = "ca.crt"')
+    cfg_path.write_text(text)
+    cfg = load_config(cfg_path)
+    assert forwarder_kwargs(_args([]), cfg)["tls_ca"] == tmp_path / "ca.crt"
+    assert forwarder_kwargs(_args(["--broker", "mqtts://other:8883"]), cfg)["tls_ca"] \
+        == tmp_path / "ca.crt"
+    assert forwarder_kwargs(_args(["--broker", "mqtt://lab:1883"]), cfg)["tls_ca"] is None
