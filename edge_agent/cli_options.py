@@ -49,7 +49,7 @@ def add_live_source_options(p: argparse.ArgumentParser, *, from_config: bool,
 
     from_config: the command also reads agent.toml, whose values these override.
     """
-    cfg = " (default from --config)" if from_config else ""
+    cfg = "; default from --config" if from_config else ""
     p.add_argument("--iface", help="Wi-Fi interface (monitor mode: e.g. wlan1; iw: wlan0)")
     modes = (*WIFI_MODES, "off") if allow_off else WIFI_MODES
     p.add_argument("--wifi-mode", choices=modes,
@@ -58,9 +58,12 @@ def add_live_source_options(p: argparse.ArgumentParser, *, from_config: bool,
                         "--iface), termux (Android scan info, no --iface)"
                         + (", off" if allow_off else "") + cfg)
     p.add_argument("--ble", action=argparse.BooleanOptionalAction, default=None,
-                   help="scan BLE beacons through bleak" + cfg)
+                   help="scan BLE beacons through bleak" + (" (default from --config)"
+                                                            if from_config else ""))
     p.add_argument("--ble-adapter", metavar="HCI",
-                   help="BlueZ adapter for --ble, e.g. hci1 (default: the system's)" + cfg)
+                   help="BlueZ adapter for --ble, e.g. hci1"
+                        + (" (default from --config, else the system's)" if from_config
+                           else " (default: the system's)"))
     gnss = p.add_mutually_exclusive_group()
     gnss.add_argument("--gnss-serial", metavar="PORT",
                       help="GNSS receiver on a serial port, e.g. /dev/ttyACM0, or a pyserial "
