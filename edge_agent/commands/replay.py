@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.window_s >= 1:
         raise InputError("command line", "must be at least 1", field="--window-s",
                          value=args.window_s)
+    from edge_agent.publish.options import check_topic_level
+
+    check_topic_level(args.agent, "--agent")  # it goes into window ids and topics
     sink = _sink(args)
     summary = replay_bundle(args.bundle, args.out, args.agent, window_sink=sink,
                             progress=sys.stderr.isatty(), cell_m=args.cell_m,

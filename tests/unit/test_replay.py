@@ -65,7 +65,7 @@ def test_db_keeps_every_window_in_the_outbox(bundle: Path, tmp_path: Path) -> No
         assert box.counts()["heatmap"]["pending"] == 4
 
 
-@pytest.mark.parametrize("what", ["missing", "bad_site", "bad_cell"])
+@pytest.mark.parametrize("what", ["missing", "bad_site", "bad_cell", "bad_agent"])
 def test_bad_input_is_one_line_and_exit_2(what: str, bundle: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     args = ["replay", str(bundle), "--out", str(tmp_path / "o")]
@@ -73,8 +73,10 @@ def test_bad_input_is_one_line_and_exit_2(what: str, bundle: Path, tmp_path: Pat
         args[1] = str(tmp_path / "nope")
     elif what == "bad_site":
         (bundle / "site.json").write_text('{"site": "x", "bounds": {}}')
-    else:
+    elif what == "bad_cell":
         args += ["--cell-m", "0"]
+    else:
+        args += ["--agent", "fl/#"]  # would become a wildcard in topics and window ids
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("edge-agent replay: error: ")
