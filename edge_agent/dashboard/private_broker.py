@@ -32,13 +32,13 @@ def find_mosquitto() -> str:
                       + INSTALL_HINT)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
+def port_listening(port: int) -> bool:
     try:
         socket.create_connection((HOST, port), timeout=0.5).close()
         return True
@@ -72,7 +72,7 @@ def start_private_broker(work_dir: Path, *, extra_conf: str = "") -> PrivateBrok
     """Write work_dir/mosquitto.conf and start Mosquitto on a free loopback port."""
     exe = find_mosquitto()
     work_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     conf = work_dir / "mosquitto.conf"
     conf.write_text("\n".join([
         f"listener {port} {HOST}", "allow_anonymous true", "persistence false",
@@ -90,7 +90,7 @@ def start_private_broker(work_dir: Path, *, extra_conf: str = "") -> PrivateBrok
         if proc.poll() is not None:
             raise BrokerError(f"mosquitto exited with code {proc.returncode}: "
                               f"{log_path.read_text(errors='replace').strip()[-300:]}")
-        if _listening(port):
+        if port_listening(port):
             return broker
         time.sleep(0.02)
     broker.stop()

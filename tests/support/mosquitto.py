@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from edge_agent.dashboard.private_broker import _free_port, _listening
+from edge_agent.dashboard.private_broker import free_port, port_listening
 
 MOSQUITTO = os.environ.get("EDGE_AGENT_TEST_MOSQUITTO", "/usr/sbin/mosquitto")
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -32,8 +32,8 @@ CERT_DAYS = 2
 
 
 # The product's helpers (the dashboard's private broker): one definition of each.
-free_port = _free_port
-_port_open = _listening
+
+_port_open = port_listening
 
 
 def mosquitto_available() -> bool:
