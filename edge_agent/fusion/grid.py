@@ -36,9 +36,13 @@ class GridFilter:
 
     def __init__(self, site: Site, cell_m: float, ex_m: Array, ey_m: Array, dz_m: Array,
                  p1m_dbm: Array, n: Array, indoor_emitter: Array,
-                 aisle_off_penalty: float = 0.0) -> None:
+                 aisle_off_penalty: float = 0.0, max_cells: int = 12_000) -> None:
         b = site.bounds
         self.bounds = b
+        # A huge site (or bounds drawn around a whole town) must not cost gigabytes: coarser
+        # cells keep the tables (cells x emitters x 4 floats) within a few tens of MB.
+        area = (b.xmax - b.xmin) * (b.ymax - b.ymin)
+        cell_m = max(cell_m, math.sqrt(area / max_cells))
         self.cell_m = cell_m
         self.nx = max(1, math.ceil((b.xmax - b.xmin) / cell_m))
         self.ny = max(1, math.ceil((b.ymax - b.ymin) / cell_m))

@@ -84,6 +84,8 @@ OFFSET_LEARN_EVERY_S = 1
 """Offsets are learnt every second while driving (every third cost 0.2 m of mean RMSE)."""
 MOVED_SEARCH_STEP_M = 6.0
 """Candidate spacing of the moved-emitter search: a move worth reporting is 10 m or more."""
+MOVED_SEARCH_MAX_CELLS = 2_000
+"""... and at most this many candidates (a huge site gets a coarser search)."""
 GRID_EXTRA_VAR_DB2 = 4.0
 """Model error the coarse grid must tolerate beyond the EKF's (path-loss exponent, cell size)."""
 MISS_EXTRA_SIGMA_DB = 3.0
@@ -100,6 +102,8 @@ WALL_LOSS_MIN_DB = 3.0
 WALL_LOSS_MAX_DB = 30.0
 """An exterior wall attenuates 3-30 dB (glass to concrete); outside that the estimate is lost."""
 
+GATED_STREAK_FIXES = 5
+"""Gated fixes in a row that, agreeing with each other and with the grid, move the track."""
 GNSS_MIN_SIGMA_M = 0.5
 """No fix is trusted below this, whatever GST says (antenna on a moving vehicle)."""
 
@@ -110,6 +114,10 @@ MIN_FRAMES_FOR_FLOOR = 2000
 """Frames of one kind before the quantile replaces the default floor (a few minutes of data)."""
 _HIST_BINS = 131  # 0 .. -130 dBm
 
+COARSE_MAX_CELLS = 4_000
+FINE_MAX_CELLS = 12_000
+"""Cell budgets of the two grids: a 160 m x 65 m high bay is 650 / 2 600 cells; a site ten
+times larger gets coarser cells rather than tables of hundreds of MB."""
 COARSE_EVERY_S = 2
 """The multi-hypothesis grid takes RSSI every other second: it only has to keep the other
 hypotheses alive, and that halves its cost (taking only the strongest emitters instead
@@ -189,14 +197,14 @@ class Tracker:
         self.n_cal = self.k + n_wifi + int(np.any(self.kind == _BLE)) + 1
         self.i_wall = self.n_cal - 1
         self.grid = GridFilter(site, p.grid_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
-                               self.indoor_emitter, p.aisle_off_penalty)
+                               self.indoor_emitter, p.aisle_off_penalty, COARSE_MAX_CELLS)
         self.fine = GridFilter(site, p.fix_cell_m, self.ex, self.ey, self.dz, self.p1m, self.n,
-                               self.indoor_emitter, p.aisle_off_penalty)
+                               self.indoor_emitter, p.aisle_off_penalty, FINE_MAX_CELLS)
         bb = site.bounds
-        cgx, cgy = np.meshgrid(np.arange(bb.xmin + MOVED_SEARCH_STEP_M / 2, bb.xmax,
-                                         MOVED_SEARCH_STEP_M),
-                               np.arange(bb.ymin + MOVED_SEARCH_STEP_M / 2, bb.ymax,
-                                         MOVED_SEARCH_STEP_M))
+        step = max(MOVED_SEARCH_STEP_M, math.sqrt((bb.xmax - bb.xmin) * (bb.ymax - bb.ymin)
+                                                  / MOVED_SEARCH_MAX_CELLS))
+        cgx, cgy = np.meshgrid(np.arange(bb.xmin + step / 2, bb.xmax, step),
+                               np.arange(bb.ymin + step / 2, bb.ymax, step))
         cand_indoor = np.array([site.is_indoor(float(x), float(y))
                                 for x, y in zip(cgx.ravel(), cgy.ravel(), strict=True)])
         self.monitor = ApMonitor(keys, self.ex, self.ey, np.array(ez), self.p1m, self.n,
@@ -228,7 +236,9 @@ class Tracker:
         self._epoch_z = np.zeros(0)
         self._epoch_missed = np.zeros(0, dtype=np.intp)
         self._recent: deque[_Step] = deque(maxlen=2 * p.motion_half_s + 1)
-        self.stats = {"restarts": 0, "emitters_moved": 0, "motion_refilters": 0, "frames": 0,
+        self._gated: deque[GnssFix] = deque(maxlen=GATED_STREAK_FIXES)
+        self.stats = {"gnss_track_resets": 0, "restarts": 0, "emitters_moved": 0,
+                      "motion_refilters": 0, "frames": 0,
                       "unknown_frames": 0, "late": 0, "epochs": 0, "gnss_fixes": 0,
                       "gnss_accepted": 0, "gnss_gated": 0, "gnss_no_fix": 0, "grid_resets": 0,
                       "rssi_clipped": 0}
@@ -339,7 +349,7 @@ class Tracker:
         self._pairs = 0
         if ekf is None:
             if h_idx.size >= p.min_emitters_to_start or fixes:
-                ekf = self._start()
+                ekf = self._start(fixes)
             else:
                 return Estimate(float(t), 0.0, 0.0, (0.0, 0.0, 0.0), 0.0, False, valid=False)
             self._recent.clear()
@@ -550,8 +560,16 @@ class Tracker:
                               common if p.profile_common_offset else None)
         self._grid_cal_due = self._last_t + GRID_RECALIBRATE_S if self._last_t else 0.0
 
-    def _start(self) -> Ekf:
+    def _start(self, fixes: list[GnssFix]) -> Ekf:
+        """First position: an outdoor GNSS fix if there is one (sharper than any grid cell),
+        else the grid's posterior."""
         mx, my, c = self.grid.mean_cov()
+        outdoor = [f for f in fixes
+                   if not self.site.is_indoor(*self.site.bounds.clamp(f.x_m, f.y_m))]
+        if outdoor:
+            f = outdoor[-1]
+            mx, my = self.site.bounds.clamp(f.x_m, f.y_m)
+            c = np.eye(2) * max(f.sigma_m, GNSS_MIN_SIGMA_M) ** 2
         p0 = np.zeros((4, 4))
         p0[:2, :2] = c
         p0[2, 2] = p0[3, 3] = 1.0
@@ -586,20 +604,47 @@ class Tracker:
         s = ekf.P[:2, :2] + np.eye(2) * sigma * sigma
         d2 = float(y @ np.linalg.solve(s, y))
         if d2 > p.gnss_gate_chi2:
-            self.stats["gnss_gated"] += int(learn)
+            if not learn:
+                return
+            self.stats["gnss_gated"] += 1
+            self._gated.append(f)
+            if self._gated_streak_agrees(sigma):
+                # Several fixes in a row agree with each other, not with the track, and the
+                # grid (RSSI + GNSS) sides with them: the track is what is wrong.
+                self.stats["gnss_track_resets"] += 1
+                pn = np.zeros((4, 4))
+                pn[:2, :2] = np.eye(2) * sigma * sigma
+                pn[2, 2] = pn[3, 3] = 1.0
+                ekf.set_state(np.array([f.x_m, f.y_m, 0.0, 0.0]), pn)
+                self._gated.clear()
             return
+        if learn:
+            self._gated.clear()
         if self.site.is_indoor(*self.site.bounds.clamp(float(x[0]), float(x[1]))):
             sigma = max(sigma, p.indoor_gnss_sigma_m)
         self.stats["gnss_accepted"] += int(learn)
         h = x[:2].copy()
         ekf.update(zf, lambda _x: h, lambda _x: _H_POS, np.eye(2) * sigma * sigma)
 
+    def _gated_streak_agrees(self, sigma_m: float) -> bool:
+        fixes = list(self._gated)
+        if len(fixes) < GATED_STREAK_FIXES:
+            return False
+        xs = np.array([g.x_m for g in fixes])
+        ys = np.array([g.y_m for g in fixes])
+        spread = float(np.max(np.hypot(xs - xs.mean(), ys - ys.mean())))
+        last = fixes[-1]
+        if spread > 3.0 * sigma_m + self.p.max_speed_mps * len(fixes):
+            return False
+        near = 3.0 * sigma_m + self.grid.cell_m
+        return self.grid.mass_within(last.x_m, last.y_m, near) > 0.5
+
     def _check_grid(self, ekf: Ekf) -> None:
         """Pull the EKF to the grid's best hypothesis when the grid has left it for good."""
         p = self.p
         x = ekf.x
         sig = math.sqrt(max(ekf.P[0, 0] + ekf.P[1, 1], 0.0) / 2.0)
-        radius = max(3.0 * sig, 1.5 * p.grid_cell_m)
+        radius = max(3.0 * sig, 1.5 * self.grid.cell_m)
         if self.grid.mass_within(float(x[0]), float(x[1]), radius) >= p.grid_reset_mass:
             self._far_from_grid_s = 0
             return
@@ -608,7 +653,7 @@ class Tracker:
             return
         self._far_from_grid_s = 0
         self.stats["grid_resets"] += 1
-        mx, my, c = self.grid.mean_cov(around=self.grid.mode(), radius_m=3.0 * p.grid_cell_m)
+        mx, my, c = self.grid.mean_cov(around=self.grid.mode(), radius_m=3.0 * self.grid.cell_m)
         pn = np.zeros((4, 4))
         pn[:2, :2] = c
         pn[2, 2] = pn[3, 3] = 1.0

@@ -190,3 +190,13 @@ def test_a_long_silence_is_not_emitted_second_by_second() -> None:
     assert tr.stats["restarts"] == 1
     assert est[-1].valid and est[-1].t > T0 + 3 * 365 * 86400.0
     assert not any(e.valid for e in est if T0 + 70 < e.t < T0 + 3 * 365 * 86400.0)
+
+
+def test_consistent_outdoor_fixes_win_over_a_wrong_start() -> None:
+    # a cold start puts the first fix 80 m off; the next ones agree with each other
+    obs: list[Observation] = [GnssFix(T0 + 0.5, 10.0, 55.0, 3.0, 1.0, 1)]
+    obs += [GnssFix(T0 + s + 0.5, 50.0, 75.0 - 0.01 * s, 1.5, 0.8, 1) for s in range(1, 20)]
+    tr = Tracker(_site())
+    est = _run(tr, obs)
+    assert tr.stats["gnss_track_resets"] == 1
+    assert math.hypot(est[-2].x_m - 50.0, est[-2].y_m - 75.0) < 2.0
