@@ -1,10 +1,10 @@
 """`edge-agent record DIR --site site.json ...`: live sources -> a capture bundle (spec format).
 
 Only surveyed BSSIDs and beacons are recorded (the sources filter with the site, and the writer
-is fed nothing else), so a bundle carries no bystander MAC addresses. Records are appended as
-they arrive and flushed every FLUSH_EVERY_S, so a forklift switched off mid-run keeps its bundle;
-they are built exactly as capture.writers.write_observations_bundle builds them, so replaying
-the bundle gives the same observations (to pcap microsecond / NMEA centisecond resolution).
+is fed nothing else), so a bundle carries no bystander MAC addresses. capture.writers.BundleWriter
+(the writer behind write_observations_bundle) writes them, flushed every FLUSH_EVERY_S, so a
+forklift switched off mid-run keeps its bundle, and replaying it gives the same observations
+(to pcap microsecond / NMEA centisecond resolution).
 """
 
 from __future__ import annotations
@@ -17,21 +17,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from edge_agent.capture.writers import (
-    ADV_CHANNELS,
-    LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR,
-    LINKTYPE_IEEE802_11_RADIOTAP,
-    RECORD_TALKER,
-    BeaconTemplate,
-    BleAdvTemplate,
-    PcapWriter,
-    ble_template_for,
-    gga,
-    gst,
-    rmc,
-)
+from edge_agent.capture.writers import BundleWriter
 from edge_agent.cli_options import WIFI_MODES, add_live_source_options, parse_host_port
 from edge_agent.errors import EdgeAgentError, InputError
 from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
@@ -163,108 +151,16 @@ def collect(sources: Sequence[Source], site: Site, sink: Callable[[Observation],
     return dropped
 
 
-class BundleRecorder:
-    """Appends observations to a bundle's wifi.pcap, ble.pcap and gps.nmea as they arrive.
-
-    Frames and sentences are made with the capture writers' templates, the way
-    write_observations_bundle makes them; a file is created on its first observation.
-    """
-
-    def __init__(self, out_dir: Path, site: Site) -> None:
-        self.out_dir = out_dir
-        self.site = site
-        self.counts: Counter[str] = Counter()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        site.save(out_dir / "site.json")
-        self._wifi: _FlushingPcap | None = None
-        self._ble: _FlushingPcap | None = None
-        self._gnss: TextIO | None = None
-        self._wifi_tpl: dict[tuple[str, str, int], BeaconTemplate] = {}
-        self._ble_tpl: dict[tuple[str, str], BleAdvTemplate] = {}
-        self._ble_n = 0
-
-    def add(self, o: Observation) -> None:
-        if isinstance(o, WifiObs):
-            self._add_wifi(o)
-        elif isinstance(o, BleObs):
-            self._add_ble(o)
-        else:
-            self._add_gnss(o)
-
-    def _add_wifi(self, o: WifiObs) -> None:
-        if self._wifi is None:
-            self._wifi = _FlushingPcap(self.out_dir / "wifi.pcap", LINKTYPE_IEEE802_11_RADIOTAP)
-        ap = self.site.ap(o.bssid)
-        ssid = o.ssid or (ap.ssid if ap else "")
-        channel = o.channel or (ap.channel if ap else 0)
-        key = (o.bssid, ssid, channel)
-        tpl = self._wifi_tpl.get(key)
-        if tpl is None:
-            tpl = self._wifi_tpl[key] = BeaconTemplate(o.bssid, ssid, channel)
-        self._wifi.write(o.t, tpl.frame(round(o.rssi_dbm)))
-        self.counts["wifi.pcap"] += 1
-
-    def _add_ble(self, o: BleObs) -> None:
-        if self._ble is None:
-            self._ble = _FlushingPcap(self.out_dir / "ble.pcap",
-                                      LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR)
-        key = (o.beacon_id, o.address)
-        tpl = self._ble_tpl.get(key)
-        if tpl is None:
-            tpl = self._ble_tpl[key] = ble_template_for(self.site, o.beacon_id, o.address)
-        self._ble.write(o.t, tpl.frame(round(o.rssi_dbm), ADV_CHANNELS[self._ble_n % 3]))
-        self._ble_n += 1
-        self.counts["ble.pcap"] += 1
-
-    def _add_gnss(self, g: GnssFix | GnssNoFix) -> None:
-        if self._gnss is None:
-            self._gnss = (self.out_dir / "gps.nmea").open("w", newline="")
-        if isinstance(g, GnssNoFix):
-            lines = [rmc(RECORD_TALKER, g.t, None, None), gga(RECORD_TALKER, g.t, None, None)]
-        else:
-            lat, lon = (g.lat, g.lon) if (g.lat or g.lon) else self.site.to_wgs84(g.x_m, g.y_m)
-            lines = [rmc(RECORD_TALKER, g.t, lat, lon),
-                     gga(RECORD_TALKER, g.t, lat, lon, g.fix_quality or 1, g.num_sats, g.hdop,
-                         self.site.origin.alt)]
-            if g.has_gst:
-                lines.append(gst(RECORD_TALKER, g.t, g.sigma_m, g.sigma_m, g.sigma_m,
-                                 1.5 * g.sigma_m))
-        self._gnss.write("".join(line + "\r\n" for line in lines))
-        self.counts["gps.nmea"] += len(lines)
-
-    def flush(self) -> None:
-        """Push what was written to the OS, so a power cut loses at most the last interval."""
-        for w in (self._wifi, self._ble):
-            if w is not None:
-                w.flush()
-        if self._gnss is not None:
-            self._gnss.flush()
-
-    def close(self) -> None:
-        for w in (self._wifi, self._ble):
-            if w is not None:
-                w.close()
-        if self._gnss is not None:
-            self._gnss.close()
-
-
-class _FlushingPcap(PcapWriter):
-    """The capture writers' PcapWriter, plus flush() for crash-safe recording."""
-
-    def flush(self) -> None:
-        self._f.flush()
-
-
 def record_bundle(out_dir: Path, site: Site, sources: Sequence[Source], *,
                   duration_s: float | None = None, progress: bool = False) -> str:
     """Record `sources` into the bundle out_dir; returns the one-line summary."""
     started = time.monotonic()
-    rec = BundleRecorder(out_dir, site)
+    rec = BundleWriter(out_dir, site)
 
     def tick(elapsed_s: float) -> None:
-        rec.flush()
+        rec.flush()  # a power cut loses at most the last tick
         if progress:
-            _progress_line(rec.counts, elapsed_s)
+            _progress_line(rec.counts(), elapsed_s)
 
     try:
         dropped = collect(sources, site, rec.add, duration_s=duration_s, tick=tick)
@@ -273,7 +169,7 @@ def record_bundle(out_dir: Path, site: Site, sources: Sequence[Source], *,
     if progress:
         print(file=sys.stderr)
     elapsed = time.monotonic() - started
-    files = ", ".join(f"{name} {n}" for name, n in sorted(rec.counts.items())) \
+    files = ", ".join(f"{name} {n}" for name, n in sorted(rec.counts().items())) \
         or "no observations"
     skipped: Counter[str] = Counter(dropped)
     for s in sources:
@@ -284,9 +180,10 @@ def record_bundle(out_dir: Path, site: Site, sources: Sequence[Source], *,
     return line
 
 
-def _progress_line(counts: Counter[str], elapsed_s: float) -> None:
-    print(f"\rrecording {elapsed_s:6.0f} s: wifi {counts['wifi.pcap']}, ble {counts['ble.pcap']}, "
-          f"gnss {counts['gps.nmea']} sentences", end="", file=sys.stderr, flush=True)
+def _progress_line(counts: dict[str, int], elapsed_s: float) -> None:
+    print(f"\rrecording {elapsed_s:6.0f} s: wifi {counts.get('wifi.pcap', 0)}, "
+          f"ble {counts.get('ble.pcap', 0)}, gnss {counts.get('gps.nmea', 0)} sentences",
+          end="", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -134,33 +134,13 @@ def test_cli_gpsd_unreachable_is_a_source_error(tmp_path: Path,
     assert rc == 2 and "gpsd 127.0.0.1:1" in capsys.readouterr().err
 
 
-def test_recorder_writes_the_same_bytes_as_the_bundle_writer(tmp_path: Path) -> None:
-    from edge_agent.capture.writers import write_observations_bundle
-    from edge_agent.commands.record import BundleRecorder
-
-    site = make_site()
-    wifi, ble, gnss = live_run(site)
-    first = gnss[0]
-    assert isinstance(first, GnssFix)
-    gnss.append(dataclasses.replace(first, t=T0 + 5, has_gst=True, sigma_m=1.5))
-    obs = sorted([*wifi, *ble, *gnss], key=lambda o: o.t)
-    write_observations_bundle(tmp_path / "batch", site, obs)
-    rec = BundleRecorder(tmp_path / "live", site)
-    for o in obs:
-        rec.add(o)
-    rec.close()
-    for name in ("site.json", "wifi.pcap", "ble.pcap", "gps.nmea"):
-        assert (tmp_path / "live" / name).read_bytes() == \
-            (tmp_path / "batch" / name).read_bytes(), name
-
-
 def test_flushed_recording_is_readable_before_it_ends(tmp_path: Path) -> None:
     """A forklift switched off mid-run: what was flushed replays without the recorder closing."""
-    from edge_agent.commands.record import BundleRecorder
+    from edge_agent.capture.writers import BundleWriter
 
     site = make_site()
     wifi, ble, gnss = live_run(site)
-    rec = BundleRecorder(tmp_path / "b", site)
+    rec = BundleWriter(tmp_path / "b", site)
     for o in sorted([*wifi[:10], *ble[:3], *gnss[:2]], key=lambda o: o.t):
         rec.add(o)
     rec.flush()
