@@ -45,7 +45,7 @@ def parse_host_port(value: str, option: str, default_port: int | None = None) ->
 
 def add_live_source_options(p: argparse.ArgumentParser, *, from_config: bool,
                             allow_off: bool = False) -> None:
-    """--iface, --wifi-mode, --ble/--ble-adapter, --gnss-serial/--gnss-gpsd, --gnss-baud.
+    """--iface, --wifi-mode, --ble/--ble-adapter, --gnss-serial/-gpsd/-termux, --gnss-baud.
 
     from_config: the command also reads agent.toml, whose values these override.
     """
@@ -70,5 +70,8 @@ def add_live_source_options(p: argparse.ArgumentParser, *, from_config: bool,
                            "URL such as socket://phone:11123")
     gnss.add_argument("--gnss-gpsd", metavar="HOST[:PORT]",
                       help="GNSS from gpsd, e.g. localhost or localhost:2947 ([IPv6]:PORT)")
+    gnss.add_argument("--gnss-termux", action="store_true", default=None,
+                      help="GNSS from an Android phone's GPS through Termux:API "
+                           "(termux-location)")
     p.add_argument("--gnss-baud", type=int, default=None, metavar="BAUD",
                    help="baud rate for --gnss-serial (default 9600)")

@@ -22,7 +22,7 @@ DEFAULT_DATA_DIR = Path("/var/lib/edge-agent")
 # Agent ids become MQTT usernames and topic levels: no '/', '+', '#', spaces or control characters.
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 WIFI_MODES = ("monitor", "iw", "termux")
-GNSS_MODES = ("serial", "gpsd")
+GNSS_MODES = ("serial", "gpsd", "termux")
 MQTT_VERSIONS = (5, 311)
 # 2.4 GHz channels 1-14 and the 5 GHz ones up to 177 (the site.json channel range is wider).
 MAX_WIFI_CHANNEL = 233

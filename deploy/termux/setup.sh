@@ -20,10 +20,14 @@ python -m venv --system-site-packages "$VENV"
 mkdir -p "$HOME/.config/edge-agent" "$HOME/.local/share/edge-agent"
 chmod 700 "$HOME/.config/edge-agent"
 [ -f "$HOME/.config/edge-agent/agent.toml" ] || \
-  sed -e 's/^mode = "monitor".*/mode = "termux"/' -e 's#^data_dir = .*#data_dir = "'"$HOME"'/.local/share/edge-agent"#' \
+  sed -e 's/^mode = "monitor".*/mode = "termux"/' -e 's/^mode = "serial".*/mode = "termux"/' \
+      -e '/^\[ble\]/,/^\[/ s/^enabled = true.*/enabled = false/' \
+      -e '/^\[gnss\]/,/^\[/ s/^enabled = false.*/enabled = true/' \
+      -e 's#^data_dir = .*#data_dir = "'"$HOME"'/.local/share/edge-agent"#' \
       "$SRC/deploy/agent.toml.example" > "$HOME/.config/edge-agent/agent.toml"
 chmod 600 "$HOME/.config/edge-agent/agent.toml"
 mkdir -p "$HOME/.termux/boot"
 install -m 0755 "$SRC/deploy/termux/start-edge-agent" "$HOME/.termux/boot/start-edge-agent"
 termux-wifi-scaninfo >/dev/null || echo "setup: termux-wifi-scaninfo failed: grant Location to Termux:API"
+termux-location -p gps -r last >/dev/null || echo "setup: termux-location failed: grant Location to Termux:API"
 echo "setup: done. Edit ~/.config/edge-agent/agent.toml, then: ~/.termux/boot/start-edge-agent"

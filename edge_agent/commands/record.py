@@ -78,9 +78,13 @@ def build_sources(args: argparse.Namespace, site: Site) -> list[Source]:
         else:
             host, port = parse_host_port(args.gnss_gpsd, "--gnss-gpsd", GPSD_DEFAULT_PORT)
             sources.append(GnssSource.gpsd(host, port, site))
+    elif args.gnss_termux:
+        from edge_agent.sources.gnss_termux import TermuxLocationSource
+
+        sources.append(TermuxLocationSource(site))
     if not sources:
         raise InputError("command line", "nothing to record: give --iface (or --wifi-mode "
-                         "termux), --ble, --gnss-serial or --gnss-gpsd")
+                         "termux), --ble, --gnss-serial, --gnss-gpsd or --gnss-termux")
     return sources
 
 

@@ -330,7 +330,8 @@ def simulate_run(args: argparse.Namespace) -> Any:
     """The firmware_sim run --simulate asks for (imported only here: radios need no simulator)."""
     if not (math.isfinite(args.speed) and args.speed > 0):
         raise InputError("--speed", "must be a positive number", value=args.speed)
-    radios = [o for o in ("iface", "wifi_mode", "ble", "gnss_serial", "gnss_gpsd")
+    radios = [o for o in ("iface", "wifi_mode", "ble", "gnss_serial", "gnss_gpsd",
+                          "gnss_termux")
               if getattr(args, o) not in (None, False)]
     if radios:
         raise InputError("command line", "--simulate replaces the radios: drop "
@@ -379,6 +380,7 @@ def build_sources(args: argparse.Namespace, cfg: Any, site: Any) -> list[Source]
     """The live sources the options (or the config) ask for; platform imports stay inside."""
     from edge_agent.sources.ble import BleSource
     from edge_agent.sources.gnss import GPSD_DEFAULT_PORT, GnssSource
+    from edge_agent.sources.gnss_termux import TermuxLocationSource
     from edge_agent.sources.wifi import WifiSource
 
     out: list[Source] = []
@@ -408,8 +410,14 @@ def build_sources(args: argparse.Namespace, cfg: Any, site: Any) -> list[Source]
     elif args.gnss_gpsd:
         host, port = parse_host_port(args.gnss_gpsd, "--gnss-gpsd", GPSD_DEFAULT_PORT)
         out.append(GnssSource.gpsd(host, port, site))
+    elif args.gnss_termux:
+        out.append(TermuxLocationSource(site))
     elif cfg is not None and cfg.gnss.enabled:
         g = cfg.gnss
-        out.append(GnssSource.serial(g.device, g.baud, site) if g.mode == "serial"
-                   else GnssSource.gpsd(g.gpsd_host, g.gpsd_port, site))
+        if g.mode == "serial":
+            out.append(GnssSource.serial(g.device, g.baud, site))
+        elif g.mode == "gpsd":
+            out.append(GnssSource.gpsd(g.gpsd_host, g.gpsd_port, site))
+        else:
+            out.append(TermuxLocationSource(site))
     return out
