@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "indoor_shift")
     p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     p.add_argument("--http", default="127.0.0.1:8080",
-                   help="HOST:PORT for the dashboard (default 127.0.0.1:8080; port 0 = any)")
+                   help="HOST:PORT for the dashboard (default 127.0.0.1:8080)")
     p.add_argument("--out", type=Path, default=Path("demo-out"),
                    help="folder for the bundles, agent outboxes, replays and the dashboard's "
                         "store; cleared on each run (default ./demo-out)")
