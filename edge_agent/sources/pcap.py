@@ -1,17 +1,19 @@
 """Reading pcap and pcapng capture files into (t_s, linktype, frame) records.
 
-Hand-written (struct over a memory map) rather than scapy's RawPcapReader: it is faster (see
-docs/benchmarks.md), reads pcapng per-interface link types and time resolutions, and turns a
+Hand-written (struct over bounded file chunks) rather than scapy's RawPcapReader: it is faster
+(see docs/benchmarks.md), reads pcapng per-interface link types and time resolutions, and turns a
 truncated or corrupt tail into a counted skip instead of a silently short frame.
 """
 
 from __future__ import annotations
 
-import mmap
+import os
 import struct
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from edge_agent.errors import CaptureError
 from edge_agent.sources.base import SourceStats
@@ -39,6 +41,12 @@ MAX_BLOCK_BYTES = 16 * 1024 * 1024
 
 LINKTYPE_MASK = 0xFFFF  # upper bits of a pcap link type carry FCS-length flags, not the type
 
+READ_CHUNK_BYTES = 1 << 16
+"""Bytes read from the file at a time (a longer record gets what it needs). A memory map of the
+whole capture was no faster but put every page of it into the replay's resident memory (+10-18 MB
+for a 30-minute bundle); 64 KiB chunks add 0.2 MB at the same speed (1 MiB chunks: +5 MB, which the
+allocator keeps) - docs/benchmarks.md, "Replay (end to end)"."""
+
 
 class PcapReader:
     """A pcap or pcapng file: iterate for (t_s, linktype, data); counters in `.stats`.
@@ -47,10 +55,14 @@ class PcapReader:
     or None when a pcapng file declares no interface.
     """
 
-    def __init__(self, path: str | Path, stats: SourceStats | None = None) -> None:
+    def __init__(self, path: str | Path, stats: SourceStats | None = None, *,
+                 chunk_bytes: int = READ_CHUNK_BYTES) -> None:
         self.path = Path(path)
         self.stats = stats if stats is not None else SourceStats()
-        self._buf = _map_file(self.path)
+        self._chunk_bytes = max(1, chunk_bytes)
+        self._file, self._size = _open_file(self.path)
+        # closes the file when the reader is dropped without close() (sources do not close it)
+        self._finalizer = weakref.finalize(self, self._file.close)
         try:
             self.format, self.linktype = self._sniff()
         except CaptureError:
@@ -65,9 +77,23 @@ class PcapReader:
         self.close()
 
     def close(self) -> None:
-        buf = self._buf
-        if isinstance(buf, mmap.mmap):
-            buf.close()
+        self._finalizer()
+
+    def _read_at(self, offset: int, n: int) -> bytes:
+        """Up to n bytes from byte offset, never past the size the file had when opened."""
+        f = self._file
+        try:
+            f.seek(offset)
+            return f.read(max(0, min(n, self._size - offset)))
+        except (OSError, ValueError) as e:
+            raise CaptureError(self.path, f"cannot read capture: {e}") from None
+
+    def _refill(self, buf: bytes, base: int, pos: int, need: int) -> tuple[bytes, int]:
+        """A new buffer starting at file offset pos with at least `need` bytes if the file has
+        them: what `buf` (which starts at `base`) holds from pos on, plus the next chunk."""
+        keep = buf[pos - base:]
+        more = self._read_at(base + len(buf), max(self._chunk_bytes, need) - len(keep))
+        return keep + more, pos
 
     def __iter__(self) -> Iterator[tuple[float, int, bytes]]:
         if self.format == "pcapng":
@@ -77,7 +103,7 @@ class PcapReader:
     # -- format detection ------------------------------------------------------------------
 
     def _sniff(self) -> tuple[str, int | None]:
-        buf = self._buf
+        buf = self._read_at(0, 24)
         if len(buf) < 4:
             raise CaptureError(self.path, "not a pcap or pcapng file: shorter than a header",
                                value=len(buf))
@@ -110,44 +136,66 @@ class PcapReader:
     # -- classic pcap ----------------------------------------------------------------------
 
     def _iter_pcap(self) -> Iterator[tuple[float, int, bytes]]:
-        buf = self._buf
-        end = len(buf)
+        end = self._size
         linktype = self.linktype if self.linktype is not None else 0
         rec = struct.Struct(self._endian + "IIII")
         hdr_len = self._rec_hdr_len
         scale = self._ts_scale
-        pos = 24
-        while pos < end:
-            if pos + hdr_len > end:
-                self._truncated(f"record header at byte {pos} is cut off")
-                return
-            ts_s, ts_frac, incl_len, _orig_len = rec.unpack_from(buf, pos)
+        # buf holds the file's bytes from offset base on; p and n are positions in buf, so the
+        # common case (a whole record in the buffer) costs two comparisons
+        buf, base, p, n = b"", 24, 0, 0
+        while True:
+            if p + hdr_len > n:
+                pos = base + p
+                if pos >= end:
+                    return
+                if pos + hdr_len > end:
+                    self._truncated(f"record header at byte {pos} is cut off")
+                    return
+                buf, base = self._refill(buf, base, pos, hdr_len)
+                p, n = 0, len(buf)
+                if hdr_len > n:
+                    self._shrunk(base + n)
+                    return
+            ts_s, ts_frac, incl_len, _orig_len = rec.unpack_from(buf, p)
             if incl_len > MAX_RECORD_BYTES:
                 self.stats.skip("bad_record_length")
-                self.stats.warn(f"{self.path}: record at byte {pos} claims {incl_len} bytes "
+                self.stats.warn(f"{self.path}: record at byte {base + p} claims {incl_len} bytes "
                                 "(corrupt header); stopped reading there")
                 return
-            start = pos + hdr_len
+            start = p + hdr_len
             stop = start + incl_len
-            if stop > end:
-                self._truncated(f"last record at byte {pos} has {end - start} of its "
-                                f"{incl_len} bytes")
-                return
+            if stop > n:
+                pos = base + p
+                if pos + hdr_len + incl_len > end:
+                    self._truncated(f"last record at byte {pos} has {end - pos - hdr_len} of its "
+                                    f"{incl_len} bytes")
+                    return
+                buf, base = self._refill(buf, base, pos, hdr_len + incl_len)
+                p, n = 0, len(buf)
+                start, stop = hdr_len, hdr_len + incl_len
+                if stop > n:
+                    self._shrunk(base + n)
+                    return
             yield ts_s + ts_frac * scale, linktype, buf[start:stop]
-            pos = stop
+            p = stop
 
     def _truncated(self, what: str) -> None:
         self.stats.skip("truncated_record")
         self.stats.warn(f"{self.path}: truncated capture: {what}; stopped at the last whole record")
 
+    def _shrunk(self, at: int) -> None:
+        self._truncated(f"the file ended at byte {at} while it was read")
+
     # -- pcapng ----------------------------------------------------------------------------
 
     def _pcapng_blocks(self, count_errors: bool = True) -> Iterator[tuple[int, str, bytes]]:
         """Yield (block_type, endian, body) for every whole block; stop at a corrupt one."""
-        buf = self._buf
-        end = len(buf)
+        end = self._size
         pos = 0
         endian = "<"
+        buf, base = b"", 0  # buf holds the file's bytes [base, buf_end)
+        buf_end = 0
         while pos < end:
             if pos + 12 > end:
                 if pos == 0:
@@ -156,12 +204,20 @@ class PcapReader:
                 if count_errors:
                     self._truncated(f"block header at byte {pos} is cut off")
                 return
-            (block_type,) = struct.unpack_from(endian + "I", buf, pos)
+            if pos + 12 > buf_end:
+                buf, base = self._refill(buf, base, pos, 12)
+                buf_end = base + len(buf)
+                if pos + 12 > buf_end:
+                    if count_errors:
+                        self._shrunk(buf_end)
+                    return
+            off = pos - base
+            (block_type,) = struct.unpack_from(endian + "I", buf, off)
             if block_type == _PCAPNG_SHB:
-                (bom_le,) = struct.unpack_from("<I", buf, pos + 8)
+                (bom_le,) = struct.unpack_from("<I", buf, off + 8)
                 if bom_le == _PCAPNG_BYTE_ORDER_MAGIC:
                     endian = "<"
-                elif struct.unpack_from(">I", buf, pos + 8)[0] == _PCAPNG_BYTE_ORDER_MAGIC:
+                elif struct.unpack_from(">I", buf, off + 8)[0] == _PCAPNG_BYTE_ORDER_MAGIC:
                     endian = ">"
                 else:
                     if pos == 0:
@@ -171,7 +227,7 @@ class PcapReader:
                     if count_errors:
                         self._corrupt(pos, "section header with a bad byte-order magic")
                     return
-            (total_len,) = struct.unpack_from(endian + "I", buf, pos + 4)
+            (total_len,) = struct.unpack_from(endian + "I", buf, off + 4)
             if total_len < 12 or total_len % 4 or total_len > MAX_BLOCK_BYTES:
                 if pos == 0:
                     raise CaptureError(self.path, "pcapng section header has a bad length",
@@ -187,7 +243,15 @@ class PcapReader:
                     self._truncated(f"last block at byte {pos} has {end - pos} of its "
                                     f"{total_len} bytes")
                 return
-            yield block_type, endian, buf[pos + 8:pos + total_len - 4]
+            if pos + total_len > buf_end:
+                buf, base = self._refill(buf, base, pos, total_len)
+                buf_end = base + len(buf)
+                if pos + total_len > buf_end:
+                    if count_errors:
+                        self._shrunk(buf_end)
+                    return
+                off = 0
+            yield block_type, endian, buf[off + 8:off + total_len - 4]
             pos += total_len
 
     def _corrupt(self, pos: int, what: str) -> None:
@@ -257,27 +321,17 @@ class PcapReader:
         return (linktype & LINKTYPE_MASK, tick_s, offset_s, snaplen)
 
 
-def _map_file(path: Path) -> bytes | mmap.mmap:
-    """Memory-map the file (no copy, fast slicing); small or unmappable files are read whole.
-
-    A capture must not shrink while it is read (a mapped page past the new end would fault);
-    replay reads finished files, live sources never come through here.
-    """
+def _open_file(path: Path) -> tuple[BinaryIO, int]:
+    """The open file and its size at opening: a capture still growing is read up to that size."""
     try:
         f = path.open("rb")
     except OSError as e:
         raise CaptureError(path, f"cannot open capture: {e.strerror or e}") from None
-    with f:
-        try:
-            size = path.stat().st_size
-            if size >= 4096:
-                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            pass
-        try:
-            return f.read()
-        except OSError as e:
-            raise CaptureError(path, f"cannot read capture: {e.strerror or e}") from None
+    try:
+        return f, os.fstat(f.fileno()).st_size
+    except OSError as e:
+        f.close()
+        raise CaptureError(path, f"cannot read capture: {e.strerror or e}") from None
 
 
 def open_pcap(path: str | Path, stats: SourceStats | None = None) -> PcapReader:
