@@ -113,12 +113,13 @@ class GridFilter:
         self.log_miss = np.log(MISS_FLOOR_P + (1.0 - MISS_FLOOR_P) * (1.0 - p_heard))
 
     def update_rssi(self, idx: IntArray, z_dbm: Array, missed: IntArray,
-                    kinds: IntArray | None = None) -> None:
+                    kinds: IntArray | None = None, weight: float = 1.0) -> None:
         """Heard emitters (indices idx, mean RSSI z) and missed ones (indices `missed`), with the
-        tables of the last `set_calibration`."""
+        tables of the last `set_calibration`; `weight` < 1 when the second repeats earlier
+        shadowing (standing still)."""
         ll = self._loglik(slice(None), idx, z_dbm, missed, kinds)
         self.last_ll = ll
-        self.logp += ll
+        self.logp += ll * weight
         self._floor()
 
     def _loglik(self, cells: slice | IntArray, idx: IntArray, z_dbm: Array, missed: IntArray,

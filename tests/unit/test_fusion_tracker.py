@@ -200,3 +200,40 @@ def test_consistent_outdoor_fixes_win_over_a_wrong_start() -> None:
     est = _run(tr, obs)
     assert tr.stats["gnss_track_resets"] == 1
     assert math.hypot(est[-2].x_m - 50.0, est[-2].y_m - 75.0) < 2.0
+
+
+def test_standing_still_does_not_pile_up_confidence_in_the_coarse_grid() -> None:
+    """Standing, every second repeats the same shadowing: the coarse grid takes it as a fraction
+    of a second, like the EKF's fix, instead of sharpening as if each were new information."""
+    from dataclasses import replace
+
+    from edge_agent.fusion.tracker import TrackerParams
+
+    obs = _standing(20.0, 20.0, 120, np.random.default_rng(3))
+    spread = {}
+    for temper in (False, True):
+        tr = Tracker(_site(), replace(TrackerParams(), temper_coarse=temper))
+        _run(tr, obs)
+        _, _, cov = tr.grid.mean_cov()
+        spread[temper] = float(np.trace(cov))
+        assert not tr.motion.moving
+    assert spread[True] > 1.5 * spread[False]
+
+
+def test_grid_update_weight_scales_the_log_likelihood() -> None:
+    from edge_agent.fusion.grid import GridFilter
+
+    site = _site()
+    ex = np.array([x for _, x, _ in APS])
+    ey = np.array([y for _, _, y in APS])
+    args = (site, 4.0, ex, ey, np.full(5, 2.0), np.full(5, -40.0), np.full(5, 2.5),
+            np.ones(5, dtype=bool))
+    full, half = GridFilter(*args), GridFilter(*args)
+    idx = np.arange(3)
+    z = np.array([_rssi(20.0, 20.0, ax, ay) for _, ax, ay in APS[:3]])
+    none = np.zeros(0, dtype=np.intp)
+    full.update_rssi(idx, z, none)
+    half.update_rssi(idx, z, none, weight=0.5)
+    keep = full.logp > -50.0  # away from the floor
+    assert full.logp.min() < -5.0  # the data do discriminate between cells
+    assert np.allclose(half.logp[keep], 0.5 * full.logp[keep], atol=1e-9)
