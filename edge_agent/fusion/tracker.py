@@ -79,7 +79,7 @@ class TrackerParams:
     idle_walk_mps: float = 0.01  # an idle truck's estimate may creep by this (1 sigma per s)
     stale_after_s: float = 60.0  # no measurement for this long: estimate no longer valid
     min_emitters_to_start: int = 3
-    temper_coarse: bool = True  # the coarse grid discounts repeated shadowing like the fix
+    temper_coarse: bool = True  # standing, the coarse grid discounts repeated shadowing
     aisle_off_penalty: float = 5.0  # grid: log-likelihood cost of a cell off every aisle (the
     # truck is on them; 2 -> 5 nats: 0 costs 0.75 m, 2 -> 5 gains 0.1 m, stronger risks a
     # survey that misses an aisle)
@@ -347,7 +347,7 @@ class Tracker:
         self._epoch_idx, self._epoch_z, self._epoch_missed = h_idx, z, missed
         if h_idx.size and (int(t) % COARSE_EVERY_S == 0 or ekf is None):
             w = (min(1.0, COARSE_EVERY_S / self._shadow_repeat(ekf))
-                 if ekf is not None and p.temper_coarse else 1.0)
+                 if ekf is not None and p.temper_coarse and not self.motion.moving else 1.0)
             self.grid.update_rssi(h_idx, z, missed, self.kind[h_idx], w)
         for f in fixes:
             self.stats["gnss_fixes"] += 1
