@@ -291,6 +291,10 @@ def replay_bundle(bundle_dir: str | Path, out_dir: str | Path, agent: str = "fl-
     summary = pipe.close()
     heatmap = (summary.heatmap.to_heatmap_json() if summary.heatmap is not None
                else empty_heatmap_json(bundle.site, agent, cell_m, summary.first_t))
+    # The run's own span, not the outer edges of its first and last aligned windows.
+    if summary.first_t is not None and summary.last_t is not None:
+        heatmap["start"] = max(heatmap["start"], summary.first_t)
+        heatmap["end"] = max(heatmap["start"], min(heatmap["end"], summary.last_t))
     _write_json(out / "heatmap.json", heatmap)
     sources = {kind: {"observations": st.observations, "skipped": dict(sorted(st.skipped.items())),
                       "warnings": list(st.warnings)}

@@ -71,7 +71,13 @@ def test_heatmap_json_is_the_spec_shape_and_the_merge_of_the_windows(case: dict[
     ws = case["windows"]
     assert len(ws) == exp["windows"]
     merged = merge_windows(ws)
-    assert hm == merged.to_heatmap_json()
+    whole = merged.to_heatmap_json()
+    # start/end are the run's own span (the bundle's first and last record), inside the
+    # outer edges of its first and last aligned windows; all else is the merge of the windows
+    assert merged.start <= hm["start"] < hm["end"] <= merged.end
+    assert hm["end"] - hm["start"] > merged.end - merged.start - 2 * 60.0
+    assert {k: v for k, v in hm.items() if k not in ("start", "end")} == \
+        {k: v for k, v in whole.items() if k not in ("start", "end")}
     for key in ("dwell_s", "moving_s", "idle_s", "distance_m"):
         assert hm["totals"][key] == pytest.approx(sum(getattr(w, key) for w in ws), abs=1e-6)
     assert sum(round(c[2] * 1000) for c in hm["cells"]) == round(hm["totals"]["dwell_s"] * 1000)
