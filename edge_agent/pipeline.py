@@ -27,7 +27,7 @@ from edge_agent.heatmap.window import Window, merge_windows
 from edge_agent.observations import Observation
 from edge_agent.site import Site
 
-POSITIONS_HEADER = "t,x,y,sigma_m,speed,moving"
+POSITIONS_HEADER = "t,x,y,sigma_m,speed_mps,moving"
 MAX_TIME_JUMP_S = 6 * 3600.0
 """An observation more than 6 h after the previous one is a corrupt timestamp (fuzzed or glitched
 capture records carry years-off times) unless the next observation confirms the jump: the tracker

@@ -114,7 +114,7 @@ def test_positions_csv_has_the_contract_header_and_only_valid_rows(site: Site) -
     ts = [float(r["t"]) for r in rows]
     assert ts == sorted(ts) and not any(T0 + 51 <= t <= T0 + 60 for t in ts)
     assert rows[0] == {"t": f"{T0 + 1:.3f}", "x": "10.00", "y": "20.00", "sigma_m": "1.00",
-                       "speed": "1.00", "moving": "1"}
+                       "speed_mps": "1.00", "moving": "1"}
 
 
 def test_windows_reach_the_sink_and_the_heatmap_is_their_merge(site: Site, tmp_path: Path) -> None:
