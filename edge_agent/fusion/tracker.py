@@ -27,7 +27,7 @@ from edge_agent.fusion.kalman import Ekf
 from edge_agent.fusion.models import Array, IntArray, censored_mean, rssi_gradient
 from edge_agent.fusion.motion import MotionDetector
 from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
-from edge_agent.site import Site
+from edge_agent.site import BleBeacon, Site, WifiAp
 
 
 @dataclass(frozen=True)
@@ -167,24 +167,18 @@ class Tracker:
         kind: list[int] = []
         self._wifi_index: dict[str, int] = {}
         self._ble_index: dict[str, int] = {}
-        for ap in site.wifi_aps:
-            self._wifi_index[ap.bssid] = len(keys)
-            keys.append(ap.bssid)
-            ex.append(ap.x)
-            ey.append(ap.y)
-            ez.append(ap.z)
-            p1.append(ap.rssi_1m_dbm)
-            nn.append(ap.path_loss_exponent)
-            kind.append(_WIFI)
-        for b in site.ble_beacons:
-            self._ble_index[b.beacon_id] = len(keys)
-            keys.append(b.beacon_id)
-            ex.append(b.x)
-            ey.append(b.y)
-            ez.append(b.z)
-            p1.append(b.rssi_1m_dbm)
-            nn.append(b.path_loss_exponent)
-            kind.append(_BLE)
+        emitters: list[tuple[str, WifiAp | BleBeacon, dict[str, int], int]] = [
+            *((ap.bssid, ap, self._wifi_index, _WIFI) for ap in site.wifi_aps),
+            *((b.beacon_id, b, self._ble_index, _BLE) for b in site.ble_beacons)]
+        for key, em, index, em_kind in emitters:
+            index[key] = len(keys)
+            keys.append(key)
+            ex.append(em.x)
+            ey.append(em.y)
+            ez.append(em.z)
+            p1.append(em.rssi_1m_dbm)
+            nn.append(em.path_loss_exponent)
+            kind.append(em_kind)
         self.keys = keys
         self.k = len(keys)
         self.ex = np.array(ex, dtype=np.float64)
