@@ -7,30 +7,21 @@ import json
 from pathlib import Path
 
 import pytest
+from support.bundles import T0, yard_gnss_bundle
 from support.collector import MessageCollector
 from support.mosquitto import Broker, start_mosquitto
 
-from edge_agent.capture.writers import write_observations_bundle
 from edge_agent.cli import main
 from edge_agent.heatmap.codec import decode_window
 from edge_agent.heatmap.window import merge_windows
-from edge_agent.observations import GnssFix, Observation
-from edge_agent.site import site_from_dict
 
 pytestmark = pytest.mark.mosquitto
-T0 = 1_794_999_600.0
+
 
 
 def test_replay_publishes_every_window_once_and_they_merge_to_heatmap_json(
         tmp_path: Path) -> None:
-    site = site_from_dict({
-        "site": "plant-y", "origin": {"lat": 47.47, "lon": 6.81},
-        "bounds": {"xmin": 0, "ymin": 0, "xmax": 60, "ymax": 40},
-        "zones": [{"name": "yard", "polygon": [[0, 0], [60, 0], [60, 40], [0, 40]],
-                   "indoor": False}]})
-    obs: list[Observation] = [GnssFix(T0 + k + 0.2, 10 + min(k, 90) * 0.4, 20.0, 1.5, 0.9, 1)
-                              for k in range(300)]
-    write_observations_bundle(tmp_path / "b", site, obs)
+    yard_gnss_bundle(tmp_path / "b", seconds=300, step_m=0.4, moving_s=90)
     broker: Broker = start_mosquitto(tmp_path / "mq")
     try:
         with MessageCollector(broker, "plants/+/agents/+/heatmap") as c:

@@ -6,29 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
+from support.bundles import yard_gnss_bundle
 
 from edge_agent.buffer.outbox import Outbox
-from edge_agent.capture.writers import write_observations_bundle
 from edge_agent.cli import main
 from edge_agent.heatmap.codec import decode_window
-from edge_agent.observations import GnssFix, Observation
-from edge_agent.site import site_from_dict
-
-T0 = 1_794_999_600.0
 
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
     """A GNSS-only bundle: 3 minutes in a yard, NMEA written by the capture writers."""
-    site = site_from_dict({
-        "site": "plant-y", "origin": {"lat": 47.47, "lon": 6.81},
-        "bounds": {"xmin": 0, "ymin": 0, "xmax": 60, "ymax": 40},
-        "zones": [{"name": "yard", "polygon": [[0, 0], [60, 0], [60, 40], [0, 40]],
-                   "indoor": False}]})
-    obs: list[Observation] = [GnssFix(T0 + k + 0.2, 10 + min(k, 60) * 0.5, 20.0, 1.5, 0.9, 1)
-                              for k in range(180)]
-    write_observations_bundle(tmp_path / "b", site, obs)
-    return tmp_path / "b"
+    return yard_gnss_bundle(tmp_path / "b", seconds=180, step_m=0.5, moving_s=60)
 
 
 def test_replay_writes_the_contract_files_and_one_summary_line(
