@@ -16,7 +16,7 @@ import math
 import sys
 import time
 import tracemalloc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", default="", help="comma-separated names (default: all)")
     ap.add_argument("--memory", action="store_true",
                     help="also measure the tracker's peak Python memory (slower: tracemalloc)")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a TrackerParams field for an A/B run (repeatable)")
     args = ap.parse_args(argv)
+    params = _params(args.param)
     from firmware_sim import simulate
     from firmware_sim.scenarios import SCENARIOS
 
@@ -117,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             truth = Truth(*(np.asarray(getattr(run.truth, k), dtype=np.float64)
                             for k in ("t", "x", "y", "speed", "moving")))
             sigmas = _scenario_sigmas(run, wifi_sigma, ble_sigma)
-            est, cpu_s, tr = run_tracker(run.site, obs)
+            est, cpu_s, tr = run_tracker(run.site, obs, params)
             if args.memory:
                 tracemalloc.start()
-                run_tracker(run.site, obs)
+                run_tracker(run.site, obs, params)
                 acc.peak_mb = max(acc.peak_mb, tracemalloc.get_traced_memory()[1] / 1e6)
                 tracemalloc.stop()
             acc.indoor_zones |= {z.name for z in run.site.zones if z.indoor}
@@ -145,6 +148,19 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     _print(results)
     return 0
+
+
+def _params(pairs: list[str]) -> TrackerParams:
+    """TrackerParams with NAME=VALUE overrides, each parsed as its field's default's type."""
+    base = TrackerParams()
+    kw: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not hasattr(base, name):
+            raise SystemExit(f"--param: TrackerParams has no field {name!r}")
+        kind = type(getattr(base, name))
+        kw[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return replace(base, **kw)
 
 
 def _scenario_sigmas(run: Any, wifi: float, ble: float) -> tuple[float, float]:

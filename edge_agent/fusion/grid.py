@@ -12,21 +12,10 @@ import math
 
 import numpy as np
 
-from edge_agent.fusion.models import LN10, Array, IntArray, norm_cdf
+from edge_agent.fusion.models import Array, IntArray
+from edge_agent.fusion.rssi_table import CellRssiModel
 from edge_agent.site import Site
 
-ROBUST_CLIP_SIGMA2 = 9.0
-"""Residuals beyond 3 sigma count as 3 sigma: a moved AP or a body in the way cannot veto a cell."""
-MISS_FLOOR_P = 0.5
-"""Probability that an emitter in range is missed for a whole second anyway (channel hopping,
-collisions): non-detections only veto cells where the emitter would be far above the floor."""
-GNSS_OUTLIER_P = 0.05
-"""Share of outdoor GNSS fixes that may be wild (multipath near the building)."""
-INDOOR_GNSS_FIT_P = 0.3
-"""Indoors a fix is mostly noise: 30 % of fixes within INDOOR_GNSS_SIGMA_M, the rest anywhere."""
-INDOOR_GNSS_SIGMA_M = 15.0
-MAX_OFFSET_DB = 10.0
-"""The grid never trusts a learnt offset beyond this: a lost EKF must not corrupt its backstop."""
 MIN_LOG_P = -60.0
 """Cells are floored at this log-probability relative to the best, so a hypothesis can come back."""
 
@@ -53,13 +42,9 @@ class GridFilter:
         self.cy = gy.ravel()
         self.indoor = np.array([site.is_indoor(float(x), float(y))
                                 for x, y in zip(self.cx, self.cy, strict=True)], dtype=bool)
-        d = np.sqrt((self.cx[:, None] - ex_m[None, :]) ** 2
-                    + (self.cy[:, None] - ey_m[None, :]) ** 2 + dz_m[None, :] ** 2)
-        d = np.maximum(d, 1.0)
-        self.log10_d = np.log10(d)
-        self.nominal_dbm = p1m_dbm[None, :] - 10.0 * n[None, :] * self.log10_d  # (M, K)
-        self.wall = (self.indoor[:, None] != indoor_emitter[None, :]).astype(np.float64)
-        self.slope_db_per_m = 10.0 * n[None, :] / LN10 / d  # |d rssi / d r|, for cell smearing
+        self.model = CellRssiModel(self.cx, self.cy, self.indoor, cell_m,
+                                   float(self.cx.shape[0]) * cell_m ** 2, ex_m, ey_m, dz_m,
+                                   p1m_dbm, n, indoor_emitter)
         self.aisle_logprior = np.zeros(self.cx.shape[0])
         if site.aisles and aisle_off_penalty > 0:
             on = np.zeros(self.cx.shape[0], dtype=bool)
@@ -70,8 +55,6 @@ class GridFilter:
         self.logp = np.zeros(self.cx.shape[0])
         self.last_ll = np.zeros(self.cx.shape[0])
         self._kernels: dict[float, tuple[Array, Array]] = {}
-        self.common_inv_var: Array | None = None
-        self.set_calibration(np.zeros(len(ex_m)), 0.0, np.full(len(ex_m), 5.0), None, -95.0, 5.0)
 
     def reset(self) -> None:
         self.logp[:] = 0.0
@@ -95,22 +78,9 @@ class GridFilter:
                         exponent_delta: Array | None, floor_dbm: Array | float,
                         miss_sigma_db: float,
                         common_var_db2: Array | None = None) -> None:
-        """Precompute per cell and emitter the predicted RSSI, its variance and log P(missed).
-
-        Offsets and the wall loss change slowly, so the tracker refreshes these tables now and
-        then instead of evaluating the model (and an erf) for every cell every second.
-        """
-        self.pred_dbm = self.nominal_dbm + np.clip(offsets_db, -MAX_OFFSET_DB, MAX_OFFSET_DB)[
-            None, :] - wall_loss_db * self.wall
-        if exponent_delta is not None:
-            self.pred_dbm -= 10.0 * exponent_delta[None, :] * self.log10_d
-        self.inv_var = 1.0 / (sigma_db[None, :] ** 2
-                              + (0.3 * self.cell_m * self.slope_db_per_m) ** 2)
-        self.half_log_var = -0.5 * np.log(self.inv_var)
-        self.common_inv_var = (1.0 / np.maximum(common_var_db2, 1e-6)
-                               if common_var_db2 is not None else None)
-        p_heard = norm_cdf((self.pred_dbm - floor_dbm) / miss_sigma_db)
-        self.log_miss = np.log(MISS_FLOOR_P + (1.0 - MISS_FLOOR_P) * (1.0 - p_heard))
+        """Refresh the model's tables (see `CellRssiModel.set_calibration`)."""
+        self.model.set_calibration(offsets_db, wall_loss_db, sigma_db, exponent_delta,
+                                   floor_dbm, miss_sigma_db, common_var_db2)
 
     def update_rssi(self, idx: IntArray, z_dbm: Array, missed: IntArray,
                     kinds: IntArray | None = None, weight: float = 1.0) -> None:
@@ -124,37 +94,7 @@ class GridFilter:
 
     def _loglik(self, cells: slice | IntArray, idx: IntArray, z_dbm: Array, missed: IntArray,
                 kinds: IntArray | None) -> Array:
-        """Log-likelihood of one second's RSSI at the given cells."""
-        n_cells = self.cx.shape[0] if isinstance(cells, slice) else cells.shape[0]
-        ll = np.zeros(n_cells)
-
-        k = self.pred_dbm.shape[1]
-        rows = (np.arange(n_cells) if isinstance(cells, slice) else cells) * k
-
-        def sub(table: Array, cols: IntArray, flat: IntArray) -> Array:
-            out: Array = table.reshape(-1)[flat]
-            return out
-
-        if idx.size:
-            fi = rows[:, None] + idx[None, :]
-            res = z_dbm[None, :] - sub(self.pred_dbm, idx, fi)
-            w = sub(self.inv_var, idx, fi)
-            if self.common_inv_var is not None and kinds is not None:
-                # A shift common to all emitters of one kind is not evidence about the place:
-                # profile it out per cell (shrunk to the offsets learnt so far).
-                for kd in np.unique(kinds):
-                    cols = kinds == kd
-                    rw = res[:, cols] * w[:, cols]
-                    c = rw.sum(axis=1) / (w[:, cols].sum(axis=1) + self.common_inv_var[kd])
-                    res[:, cols] -= c[:, None]
-            r2 = res * res * w
-            np.minimum(r2, ROBUST_CLIP_SIGMA2, out=r2)
-            r2 *= 0.5
-            r2 += sub(self.half_log_var, idx, fi)
-            ll -= r2.sum(axis=1)
-        if missed.size:
-            ll += sub(self.log_miss, missed, rows[:, None] + missed[None, :]).sum(axis=1)
-        return ll
+        return self.model.rssi_loglik(cells, idx, z_dbm, missed, kinds)
 
     def window(self, x_m: float, y_m: float, radius_m: float) -> IntArray:
         """Indices of the cells within radius of (x, y), from the grid's bounding box."""
@@ -201,16 +141,7 @@ class GridFilter:
     def update_gnss(self, x_m: float, y_m: float, sigma_m: float) -> None:
         """A fix is a sharp likelihood around outdoor cells but nearly flat over indoor ones:
         indoors the receiver reports confident fixes that can be 30 m off."""
-        var = sigma_m ** 2 + self.cell_m ** 2 / 12.0
-        d2 = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2
-        area = float(self.cx.shape[0]) * self.cell_m ** 2
-        sharp = np.exp(-0.5 * d2 / var) / (2.0 * math.pi * var)
-        var_in = var + INDOOR_GNSS_SIGMA_M ** 2
-        broad = np.exp(-0.5 * d2 / var_in) / (2.0 * math.pi * var_in)
-        like = np.where(self.indoor,
-                        INDOOR_GNSS_FIT_P * broad + (1.0 - INDOOR_GNSS_FIT_P) / area,
-                        (1.0 - GNSS_OUTLIER_P) * sharp + GNSS_OUTLIER_P / area)
-        self.logp += np.log(like)
+        self.logp += self.model.gnss_loglik(x_m, y_m, sigma_m)
         self._floor()
 
     def _floor(self) -> None:

@@ -1,0 +1,144 @@
+"""A forward filter (HMM) on the aisle graph: where along the aisles, which way, how fast.
+
+Where site.json gives the aisles, a truck is on them: its position has one degree of freedom
+between junctions, and its motion is smooth along it. The state is (speed bin, directed cell):
+each second the speed changes by at most one bin, the mass moves that many cells ahead (splitting
+at junctions), a standing truck may turn round; then the likelihoods of the second's RSSI and
+GNSS and the motion cue weigh it. Exact on the discretised state space: no particles, no
+randomness, so a replay gives the same output every time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_agent.fusion.models import Array, IntArray
+from edge_agent.fusion.route_graph import RouteGraph
+from edge_agent.fusion.rssi_table import CellRssiModel
+
+MAX_SPEED_MPS = 4.0
+"""Speed bins are whole cells per second from standing up to this (plant limits: 3-3.5 m/s)."""
+SPEED_KEEP_P = 0.6
+"""Per second a moving truck keeps its speed bin with this probability, else goes one up or down
+(0.7-1.2 m/s^2 of acceleration: one 1 m/s bin in about a second)."""
+START_P = 0.1
+"""A standing truck starts off within a given second with this probability ..."""
+TURN_P = 0.05
+"""... and turns round (reverses) with this one."""
+ESCAPE_P = 1e-4
+"""Mass spread evenly over all states each second: the filter can always find a lost truck."""
+MAX_STEPS_PER_PREDICT = 30
+"""A gap longer than this many seconds moves the mass no further (it is spread enough by then)."""
+CUE_MISMATCH = 0.15
+"""Likelihood ratio of the motion cue (frame-to-frame fading) against the speed it contradicts."""
+
+
+class RouteFilter:
+    """P(speed bin, directed cell) as an (n_speeds, n_states) array, renormalised each second."""
+
+    def __init__(self, graph: RouteGraph, model: CellRssiModel, *, keep_p: float = SPEED_KEEP_P,
+                 start_p: float = START_P, turn_p: float = TURN_P, escape_p: float = ESCAPE_P,
+                 cue_mismatch: float = CUE_MISMATCH, body_pattern_db: float = 0.0,
+                 ex_m: Array | None = None, ey_m: Array | None = None) -> None:
+        self.g = graph
+        self.model = model
+        self.n_speeds = max(2, round(MAX_SPEED_MPS / graph.cell_m) + 1)
+        # The body pattern: mast and load shade the antenna from the front, so an emitter ahead
+        # reads body/2 dB low and one behind body/2 dB high; each directed state knows its
+        # heading, so the shift is a table per state and emitter.
+        self.body_shift_db: Array | None = None
+        if body_pattern_db > 0 and ex_m is not None and ey_m is not None:
+            cx = graph.cx[graph.state_cell]
+            cy = graph.cy[graph.state_cell]
+            bearing = np.arctan2(ey_m[None, :] - cy[:, None], ex_m[None, :] - cx[:, None])
+            self.body_shift_db = (-0.5 * body_pattern_db
+                                  * np.cos(bearing - graph.heading_rad[:, None]))
+        self.turn_p = turn_p
+        self.escape_p = escape_p
+        self.cue_mismatch = cue_mismatch
+        v = self.n_speeds
+        t = np.zeros((v, v))
+        t[0, 0] = 1.0 - start_p
+        t[0, 1] = start_p
+        for i in range(1, v):
+            lo, hi = i - 1, min(i + 1, v - 1)
+            t[i, i] = keep_p
+            t[i, lo] += (1.0 - keep_p) / 2.0
+            t[i, hi] += (1.0 - keep_p) / 2.0
+        self.speed_t = t  # rows: from, columns: to
+        self._moves = [graph.steps(k) for k in range(v)]
+        self.p = np.full((v, graph.n_states), 1.0 / (v * graph.n_states))
+        self.started = False
+
+    def reset(self) -> None:
+        self.p[:] = 1.0 / self.p.size
+        self.started = False
+
+    def predict(self, dt_s: float) -> None:
+        """Advance by dt seconds: speeds change, the mass moves, standing trucks may turn."""
+        for _ in range(max(0, min(round(dt_s), MAX_STEPS_PER_PREDICT))):
+            p = self.speed_t.T @ self.p
+            n = self.g.n_states
+            for k in range(1, self.n_speeds):
+                src, dst, w = self._moves[k]
+                p[k] = np.bincount(dst, weights=p[k][src] * w, minlength=n)
+            p[0] = (1.0 - self.turn_p) * p[0] + self.turn_p * p[0][self.g.reverse]
+            p *= 1.0 - self.escape_p
+            p += self.escape_p / p.size
+            self.p = p
+
+    def update(self, loglik: Array, moving: bool | None) -> None:
+        """Weigh by a log-likelihood per directed state and the motion cue (None: no cue)."""
+        like = np.exp(loglik - loglik.max())
+        p = self.p * like[None, :]
+        if moving is not None:
+            cue = np.ones(self.n_speeds)
+            if moving:
+                cue[0] = self.cue_mismatch
+            else:
+                cue[1:] = self.cue_mismatch
+            p *= cue[:, None]
+        s = float(p.sum())
+        if not np.isfinite(s) or s <= 1e-300:
+            p = np.repeat(like[None, :], self.n_speeds, axis=0).astype(np.float64)
+            s = float(p.sum())
+        self.p = p / s
+        self.started = True
+
+    def rssi_loglik(self, idx: IntArray, z_dbm: Array, missed: IntArray) -> Array:
+        """Per directed state (the body pattern depends on the heading)."""
+        if self.body_shift_db is None:
+            out: Array = self.model.rssi_loglik(slice(None), idx, z_dbm, missed)[
+                self.g.state_cell]
+            return out
+        return self.model.rssi_loglik(self.g.state_cell, idx, z_dbm, missed, None,
+                                      self.body_shift_db[:, idx])
+
+    def gnss_loglik(self, x_m: float, y_m: float, sigma_m: float) -> Array:
+        """Per directed state."""
+        out: Array = self.model.gnss_loglik(x_m, y_m, sigma_m)[self.g.state_cell]
+        return out
+
+    def cell_probabilities(self) -> Array:
+        out: Array = np.bincount(self.g.state_cell, weights=self.p.sum(axis=0),
+                                 minlength=self.g.n_cells).astype(np.float64)
+        return out
+
+    def mean_cov(self) -> tuple[float, float, Array]:
+        """Posterior mean position and its covariance (with the cell's own extent)."""
+        pc = self.cell_probabilities()
+        cx, cy = self.g.cx, self.g.cy
+        mx = float(pc @ cx)
+        my = float(pc @ cy)
+        dx = cx - mx
+        dy = cy - my
+        c = np.array([[pc @ (dx * dx), pc @ (dx * dy)], [pc @ (dx * dy), pc @ (dy * dy)]])
+        c += np.eye(2) * self.g.cell_m ** 2 / 12.0
+        return mx, my, c
+
+    def mean_speed_mps(self) -> float:
+        """Expected speed (cells of about cell_m per second)."""
+        return float(self.p.sum(axis=1) @ np.arange(self.n_speeds)) * self.g.cell_m
+
+    def moving_probability(self) -> float:
+        return float(1.0 - self.p[0].sum())

@@ -1,0 +1,119 @@
+"""RSSI and GNSS likelihoods at a fixed set of candidate positions, from precomputed tables.
+
+The 2-D grids and the aisle (route) filter evaluate the same models at their own cell centres:
+log-distance path loss with the learnt offsets, exponent corrections and wall loss, a robust
+(clipped) residual, non-detections, and a GNSS fix that is sharp outdoors and nearly flat indoors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edge_agent.fusion.models import LN10, MIN_DISTANCE_M, Array, IntArray, norm_cdf
+
+ROBUST_CLIP_SIGMA2 = 9.0
+"""Residuals beyond 3 sigma count as 3 sigma: a moved AP or a body in the way cannot veto a cell."""
+MISS_FLOOR_P = 0.5
+"""Probability that an emitter in range is missed for a whole second anyway (channel hopping,
+collisions): non-detections only veto cells where the emitter would be far above the floor."""
+GNSS_OUTLIER_P = 0.05
+"""Share of outdoor GNSS fixes that may be wild (multipath near the building)."""
+INDOOR_GNSS_FIT_P = 0.3
+"""Indoors a fix is mostly noise: 30 % of fixes within INDOOR_GNSS_SIGMA_M, the rest anywhere."""
+INDOOR_GNSS_SIGMA_M = 15.0
+MAX_OFFSET_DB = 10.0
+"""The tables never trust a learnt offset beyond this: a lost track must not corrupt them."""
+CELL_SMEAR = 0.3
+"""RSSI varies within a cell: its spread is about 0.3 cell x the slope of the path loss."""
+
+
+class CellRssiModel:
+    """Per cell and emitter: predicted RSSI, its inverse variance and log P(missed a second)."""
+
+    def __init__(self, cx_m: Array, cy_m: Array, indoor: Array, cell_m: float, area_m2: float,
+                 ex_m: Array, ey_m: Array, dz_m: Array, p1m_dbm: Array, n: Array,
+                 indoor_emitter: Array) -> None:
+        self.cx = cx_m
+        self.cy = cy_m
+        self.indoor = indoor
+        self.cell_m = cell_m
+        self.area_m2 = area_m2  # what a GNSS outlier is spread over
+        d = np.sqrt((cx_m[:, None] - ex_m[None, :]) ** 2
+                    + (cy_m[:, None] - ey_m[None, :]) ** 2 + dz_m[None, :] ** 2)
+        d = np.maximum(d, MIN_DISTANCE_M)
+        self.log10_d = np.log10(d)
+        self.nominal_dbm = p1m_dbm[None, :] - 10.0 * n[None, :] * self.log10_d  # (M, K)
+        self.wall = (indoor[:, None] != indoor_emitter[None, :]).astype(np.float64)
+        self.slope_db_per_m = 10.0 * n[None, :] / LN10 / d  # |d rssi / d r|, for cell smearing
+        self.common_inv_var: Array | None = None
+        self.set_calibration(np.zeros(len(ex_m)), 0.0, np.full(len(ex_m), 5.0), None, -95.0, 5.0)
+
+    def set_calibration(self, offsets_db: Array, wall_loss_db: float, sigma_db: Array,
+                        exponent_delta: Array | None, floor_dbm: Array | float,
+                        miss_sigma_db: float,
+                        common_var_db2: Array | None = None) -> None:
+        """Precompute per cell and emitter the predicted RSSI, its variance and log P(missed).
+
+        Offsets and the wall loss change slowly, so the tracker refreshes these tables now and
+        then instead of evaluating the model (and an erf) for every cell every second.
+        """
+        self.pred_dbm = self.nominal_dbm + np.clip(offsets_db, -MAX_OFFSET_DB, MAX_OFFSET_DB)[
+            None, :] - wall_loss_db * self.wall
+        if exponent_delta is not None:
+            self.pred_dbm -= 10.0 * exponent_delta[None, :] * self.log10_d
+        self.inv_var = 1.0 / (sigma_db[None, :] ** 2
+                              + (CELL_SMEAR * self.cell_m * self.slope_db_per_m) ** 2)
+        self.half_log_var = -0.5 * np.log(self.inv_var)
+        self.common_inv_var = (1.0 / np.maximum(common_var_db2, 1e-6)
+                               if common_var_db2 is not None else None)
+        p_heard = norm_cdf((self.pred_dbm - floor_dbm) / miss_sigma_db)
+        self.log_miss = np.log(MISS_FLOOR_P + (1.0 - MISS_FLOOR_P) * (1.0 - p_heard))
+
+    def rssi_loglik(self, cells: slice | IntArray, idx: IntArray, z_dbm: Array,
+                    missed: IntArray, kinds: IntArray | None = None,
+                    shift_db: Array | None = None) -> Array:
+        """Log-likelihood of one second's RSSI (heard emitters idx with mean z, missed ones)
+        at the given cells; `shift_db` (cells x heard) is added to the predictions (the body
+        pattern, which depends on the heading as well as the place)."""
+        n_cells = self.cx.shape[0] if isinstance(cells, slice) else cells.shape[0]
+        ll = np.zeros(n_cells)
+        k = self.pred_dbm.shape[1]
+        rows = (np.arange(n_cells) if isinstance(cells, slice) else cells) * k
+        if idx.size:
+            fi = rows[:, None] + idx[None, :]
+            res = z_dbm[None, :] - self.pred_dbm.reshape(-1)[fi]
+            if shift_db is not None:
+                res -= shift_db
+            w = self.inv_var.reshape(-1)[fi]
+            if self.common_inv_var is not None and kinds is not None:
+                # A shift common to all emitters of one kind is not evidence about the place:
+                # profile it out per cell (shrunk to the offsets learnt so far).
+                for kd in np.unique(kinds):
+                    cols = kinds == kd
+                    rw = res[:, cols] * w[:, cols]
+                    c = rw.sum(axis=1) / (w[:, cols].sum(axis=1) + self.common_inv_var[kd])
+                    res[:, cols] -= c[:, None]
+            r2 = res * res * w
+            np.minimum(r2, ROBUST_CLIP_SIGMA2, out=r2)
+            r2 *= 0.5
+            r2 += self.half_log_var.reshape(-1)[fi]
+            ll -= r2.sum(axis=1)
+        if missed.size:
+            ll += self.log_miss.reshape(-1)[rows[:, None] + missed[None, :]].sum(axis=1)
+        return ll
+
+    def gnss_loglik(self, x_m: float, y_m: float, sigma_m: float) -> Array:
+        """A fix is a sharp likelihood around outdoor cells but nearly flat over indoor ones:
+        indoors the receiver reports confident fixes that can be 30 m off."""
+        var = sigma_m ** 2 + self.cell_m ** 2 / 12.0
+        d2 = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2
+        sharp = np.exp(-0.5 * d2 / var) / (2.0 * math.pi * var)
+        var_in = var + INDOOR_GNSS_SIGMA_M ** 2
+        broad = np.exp(-0.5 * d2 / var_in) / (2.0 * math.pi * var_in)
+        like = np.where(self.indoor,
+                        INDOOR_GNSS_FIT_P * broad + (1.0 - INDOOR_GNSS_FIT_P) / self.area_m2,
+                        (1.0 - GNSS_OUTLIER_P) * sharp + GNSS_OUTLIER_P / self.area_m2)
+        out: Array = np.log(like)
+        return out
