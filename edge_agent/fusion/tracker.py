@@ -262,6 +262,9 @@ class Tracker:
         self.ekf: Ekf | None = None  # x, y, vx, vy
         self._cal_dt = 0.0
         self._idle_s = 0.0
+        # seconds since the route track (re)started: its first seconds are all fresh (the 2-D
+        # path never caps: its idle discount was tuned as it is)
+        self._tracked_s = 0.0 if self.route is not None else math.inf
         self.cal = self._new_calibration()  # offsets of every emitter, then the wall loss
         # epoch accumulation
         self._epoch: int | None = None
@@ -487,6 +490,9 @@ class Tracker:
             return
         if route.started:
             route.predict(dt)
+            self._tracked_s += dt
+        else:
+            self._tracked_s = 0.0  # (route mode only)
         ll = np.zeros(route.g.n_states)
         if idx.size:
             ll += route.rssi_loglik(idx, z, missed) / self._repeat_at(
@@ -554,7 +560,8 @@ class Tracker:
         if self.motion.moving:
             corr = p.shadow_corr_m if corr_m is None else corr_m
             return min(max(corr / max(speed_mps, 1e-3), 1.0), p.shadow_max_corr_s)
-        return min(p.idle_repeat_start_s + self._idle_s, p.shadow_max_corr_s)
+        return min(p.idle_repeat_start_s + self._idle_s, self._tracked_s + 1.0,
+                   p.shadow_max_corr_s)
 
     def _learn_offsets(self, pos: tuple[float, float], pp: Array, tau_s: float, idx: IntArray,
                        z: Array, ncount: Array) -> None:
