@@ -1,0 +1,155 @@
+"""Hand-made aisle networks through RouteGraph: junctions, cells, step mass and the cell budget."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge_agent.fusion import route_graph
+from edge_agent.fusion.route_graph import RouteGraph
+from edge_agent.site import Aisle
+
+CROSS = (Aisle((0.0, 10.0), (20.0, 10.0), 3.0), Aisle((10.0, 0.0), (10.0, 20.0), 3.0))
+T_ON = (Aisle((0.0, 0.0), (20.0, 0.0), 4.0), Aisle((10.0, 0.0), (10.0, 15.0), 3.0))
+T_OFF = (Aisle((0.0, 0.0), (20.0, 0.0), 4.0), Aisle((10.0, 1.0), (10.0, 15.0), 3.0))
+L_SHAPE = (Aisle((0.0, 0.0), (12.0, 0.0), 3.0), Aisle((12.0, 0.0), (12.0, 9.0), 3.0))
+PARALLEL = (Aisle((0.0, 0.0), (20.0, 0.0), 3.0), Aisle((0.0, 6.0), (20.0, 6.0), 3.0))
+NETWORKS = [CROSS, T_ON, T_OFF, L_SHAPE, PARALLEL]
+
+
+def _degrees(g: RouteGraph) -> dict[int, int]:
+    deg: dict[int, int] = {}
+    for e in g.edges:
+        deg[e.a] = deg.get(e.a, 0) + 1
+        deg[e.b] = deg.get(e.b, 0) + 1
+    return deg
+
+
+def _components(g: RouteGraph) -> int:
+    parent = list(range(len(g.nodes)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for e in g.edges:
+        parent[find(e.a)] = find(e.b)
+    return len({find(e.a) for e in g.edges})
+
+
+def test_cross_gives_four_edges_and_one_junction() -> None:
+    g = RouteGraph(CROSS)
+    assert len(g.edges) == 4
+    deg = _degrees(g)
+    assert sorted(deg.values()) == [1, 1, 1, 1, 4]
+    hub = max(deg, key=lambda n: deg[n])
+    assert g.nodes[hub] == pytest.approx((10.0, 10.0))
+
+
+@pytest.mark.parametrize("aisles", [T_ON, T_OFF], ids=["on-centre", "1m-off"])
+def test_t_junction_is_joined(aisles: tuple[Aisle, ...]) -> None:
+    g = RouteGraph(aisles)
+    assert len(g.edges) == 3
+    assert sorted(_degrees(g).values()) == [1, 1, 1, 3]
+    assert _components(g) == 1
+
+
+def test_l_sharing_an_end_point_is_joined() -> None:
+    g = RouteGraph(L_SHAPE)
+    assert len(g.edges) == 2
+    assert sorted(_degrees(g).values()) == [1, 1, 2]
+
+
+def test_parallel_aisles_stay_unconnected() -> None:
+    g = RouteGraph(PARALLEL)
+    assert len(g.edges) == 2
+    assert _components(g) == 2
+    # no step ever carries mass from one aisle to the other
+    for k in (1, 5, 25):
+        src, dst, _ = g.steps(k)
+        assert np.all((g.cy[g.state_cell[src]] > 3.0) == (g.cy[g.state_cell[dst]] > 3.0))
+
+
+@pytest.mark.parametrize("aisles", NETWORKS)
+def test_cells_lie_on_centre_lines_with_sane_lengths(aisles: tuple[Aisle, ...]) -> None:
+    g = RouteGraph(aisles, cell_m=1.0)
+    for i in range(g.n_cells):
+        d = min(_point_segment_m(g.cx[i], g.cy[i], a) for a in aisles)
+        assert d < 1e-9
+    for e in g.edges:
+        n = max(1, round(e.length_m / g.cell_m))
+        assert 0.5 * g.cell_m <= e.length_m / n <= 1.5 * g.cell_m
+    assert g.n_states == 2 * g.n_cells
+
+
+@pytest.mark.parametrize("aisles", NETWORKS)
+def test_steps_conserve_mass_and_stay_within_reach(aisles: tuple[Aisle, ...]) -> None:
+    g = RouteGraph(aisles)
+    for k in range(0, 8):
+        src, dst, w = g.steps(k)
+        assert np.all(w > 0)
+        total = np.bincount(src, weights=w, minlength=g.n_states)
+        np.testing.assert_allclose(total, 1.0, atol=1e-12)
+        cs, cd = g.state_cell[src], g.state_cell[dst]
+        # straight-line distance is a lower bound on the distance along the network
+        gap = np.hypot(g.cx[cs] - g.cx[cd], g.cy[cs] - g.cy[cd])
+        assert np.all(gap <= k * 1.5 * g.cell_m + 1.0)
+
+
+def test_reverse_is_an_involution_flipping_heading() -> None:
+    g = RouteGraph(CROSS)
+    s = np.arange(g.n_states)
+    np.testing.assert_array_equal(g.reverse[g.reverse], s)
+    assert np.all(g.reverse != s)
+    np.testing.assert_array_equal(g.state_cell[g.reverse], g.state_cell)
+    diff = np.angle(np.exp(1j * (g.heading_rad[g.reverse] - g.heading_rad)))
+    np.testing.assert_allclose(np.abs(diff), math.pi, atol=1e-9)
+
+
+def test_dead_end_holds_mass() -> None:
+    g = RouteGraph((Aisle((0.0, 0.0), (10.0, 0.0), 3.0),))
+    # the state heading +x at the far end cell
+    end = int(np.argmax(np.where(np.cos(g.heading_rad) > 0.5, g.cx[g.state_cell], -1.0)))
+    src, dst, w = g.steps(3)
+    sel = src == end
+    assert dst[sel].tolist() == [end]
+    assert w[sel].tolist() == pytest.approx([1.0])
+    # and three cells before the end moving towards it reaches it in 3 steps and stays
+    sel = src == end - 3
+    assert dst[sel].tolist() == [end]
+
+
+def test_junction_splits_over_the_three_ways_out() -> None:
+    g = RouteGraph(CROSS)
+    # the state heading +x in the cell just before the centre
+    east = np.cos(g.heading_rad) > 0.5
+    on_row = np.abs(g.cy[g.state_cell] - 10.0) < 1e-9
+    cand = np.where(east & (g.cx[g.state_cell] < 10.0) & on_row)[0]
+    s = int(cand[np.argmax(g.cx[g.state_cell[cand]])])
+    src, dst, w = g.steps(1)
+    sel = src == s
+    assert sel.sum() == 3
+    np.testing.assert_allclose(w[sel], 1.0 / 3.0)
+    hx = np.cos(g.heading_rad[dst[sel]])
+    hy = np.sin(g.heading_rad[dst[sel]])
+    assert sorted(np.round(hx).tolist()) == [0.0, 0.0, 1.0]  # east, north, south: not back west
+    assert sorted(np.round(hy).tolist()) == [-1.0, 0.0, 1.0]
+
+
+def test_cell_budget_coarsens_a_huge_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(route_graph, "MAX_ROUTE_CELLS", 100)
+    g = RouteGraph((Aisle((0.0, 0.0), (1000.0, 0.0), 3.0),), cell_m=1.0)
+    assert g.n_cells <= 100
+    assert g.cell_m == pytest.approx(10.0)
+    small = RouteGraph((Aisle((0.0, 0.0), (50.0, 0.0), 3.0),), cell_m=1.0)
+    assert small.n_cells == 50 and small.cell_m == 1.0
+
+
+def _point_segment_m(x: float, y: float, a: Aisle) -> float:
+    (ax, ay), (bx, by) = a.start, a.end
+    dx, dy = bx - ax, by - ay
+    u = min(1.0, max(0.0, ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy)))
+    return math.hypot(x - ax - u * dx, y - ay - u * dy)
