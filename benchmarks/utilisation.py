@@ -43,6 +43,7 @@ TARGET_DISTANCE_PCT = 10.0
 VARIANTS: dict[str, dict[str, Any]] = {
     "chosen": {},
     "one cell always": {"spread": False},
+    "no route mass (Gaussian spread / snap)": {"use_mass": False},
     "spread always": {"spread_min_sigma_m": 0.0},
     "spread always x0.5": {"spread_min_sigma_m": 0.0, "spread_scale": 0.5},
     "spread if sigma>3": {"spread_min_sigma_m": 3.0},

@@ -12,6 +12,9 @@ class Estimate:
     `cov_m2` is the 2x2 position covariance as (var_x, cov_xy, var_y) in m².
     `valid` is False while the tracker has no position (warm-up, long silence): such estimates
     count as no-position time in the heatmap.
+    `mass` is set where the position's distribution is not one Gaussian (the route filter: its
+    probability on the aisles): points (x_m, y_m, weight), weights summing to 1; the heatmap
+    spreads dwell over them. Empty otherwise.
     """
 
     t: float
@@ -21,6 +24,7 @@ class Estimate:
     speed_mps: float
     moving: bool
     valid: bool = True
+    mass: tuple[tuple[float, float, float], ...] = ()
 
     @property
     def sigma_m(self) -> float:

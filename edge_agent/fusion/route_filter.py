@@ -136,6 +136,20 @@ class RouteFilter:
         c += np.eye(2) * self.g.cell_m ** 2 / 12.0
         return mx, my, c
 
+    def mass_points(self, min_weight: float, max_points: int
+                    ) -> tuple[tuple[float, float, float], ...]:
+        """The cells holding at least min_weight of the probability (at most max_points of the
+        heaviest), renormalised: where the truck may be, for the heatmap's dwell."""
+        pc = self.cell_probabilities()
+        keep = np.flatnonzero(pc >= min_weight)
+        if keep.size > max_points:
+            keep = keep[np.argsort(pc[keep])[-max_points:]]
+        if keep.size == 0:
+            keep = np.array([int(np.argmax(pc))])
+        w = pc[keep] / pc[keep].sum()
+        return tuple((round(float(self.g.cx[i]), 2), round(float(self.g.cy[i]), 2),
+                      float(wi)) for i, wi in zip(keep, w, strict=True))
+
     def mean_speed_mps(self) -> float:
         """Expected speed (cells of about cell_m per second)."""
         return float(self.p.sum(axis=1) @ np.arange(self.n_speeds)) * self.g.cell_m

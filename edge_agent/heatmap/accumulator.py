@@ -83,7 +83,7 @@ class WindowAccumulator:
                  distance_from_speed: bool = False,
                  distance_chord_s: float = DISTANCE_CHORD_S,
                  snap_to_aisles: bool = SNAP_TO_AISLES,
-                 snap_min_sigma_m: float = 0.0) -> None:
+                 snap_min_sigma_m: float = 0.0, use_mass: bool = True) -> None:
         if not window_s >= 1.0:
             raise ValueError(f"window_s must be at least 1 s, got {window_s}")
         if not grace_s >= 0.0:
@@ -96,6 +96,7 @@ class WindowAccumulator:
         self.spread = spread
         self.spread_scale = spread_scale
         self.spread_min_sigma_m = spread_min_sigma_m
+        self.use_mass = use_mass
         self.midpoint = midpoint
         self.distance_from_speed = distance_from_speed
         self.distance_chord_ms = to_ms(distance_chord_s)
@@ -203,6 +204,14 @@ class WindowAccumulator:
         return chord * (t_end - to_ms(e.t)) / span_ms if span_ms > 0 else 0.0
 
     def _weights(self, e: Estimate, x: float, y: float) -> list[tuple[Cell, float]]:
+        if self.spread and self.use_mass and e.mass:
+            # The tracker's own distribution (on the aisles): truer than a Gaussian around a
+            # mean that may lie between two aisles.
+            acc: dict[Cell, float] = {}
+            for mx, my, w in e.mass:
+                cell = self.grid.index(mx, my)
+                acc[cell] = acc.get(cell, 0.0) + w
+            return list(acc.items())
         if not self.spread or e.sigma_m < self.spread_min_sigma_m:
             return [(self.grid.index(x, y), 1.0)]
         sx = math.sqrt(max(e.cov_m2[0], 0.0)) * self.spread_scale
