@@ -100,6 +100,8 @@ class TrackerParams:
     route_cue_mismatch: float = 0.15  # motion cue's likelihood ratio against the other state
     route_shadow_corr_m: float = 2.5  # the route filter's shadowing length: 5 -> 2.5 m took
     # mean hall RMSE (4 scenarios x 2 seeds x 20 min) 8.16 -> 7.75 m; 1.5 / 1 m: 7.79 / 7.82
+    route_confident_sigma_m: float = 3.0  # the moved-AP search in route mode: its posteriors
+    # are tighter, and at 5 m one yard_trips run flagged a false move (LLR 54; true ones 59-74)
     body_pattern_db: float = 2.0  # front-to-back shading by mast and load (route filter only)
     route_extra_var_db2: float = 4.0  # model error beyond shadowing (1 m cells: no cell smear)
     aisle_off_penalty: float = 5.0  # grid: log-likelihood cost of a cell off every aisle (the
@@ -430,7 +432,7 @@ class Tracker:
                 self._learn_offsets(self.site.bounds.clamp(float(ekf.x[0]), float(ekf.x[1])),
                                     ekf.P[:2, :2], self._shadow_repeat(ekf), h_idx, z, ncount)
             self._watch_emitters(self.site.bounds.clamp(float(ekf.x[0]), float(ekf.x[1])),
-                                 ekf.P[:2, :2], step.t, h_idx, z)
+                                 ekf.P[:2, :2], step.t, h_idx, z, p.confident_sigma_m)
         self._constrain(ekf)
         return self._estimate(ekf, float(t))
 
@@ -466,7 +468,7 @@ class Tracker:
         if idx.size and (self.motion.moving or not p.learn_offsets_moving_only):
             self._learn_offsets(pos, c, self._repeat_at(speed, p.route_shadow_corr_m), idx, z,
                                 ncount)
-        self._watch_emitters(pos, c, t, idx, z)
+        self._watch_emitters(pos, c, t, idx, z, p.route_confident_sigma_m)
         valid = self._last_meas_t is not None and t - self._last_meas_t <= p.stale_after_s
         moving = self.motion.moving
         return Estimate(t, pos[0], pos[1], (float(c[0, 0]), float(c[0, 1]), float(c[1, 1])),
@@ -618,13 +620,13 @@ class Tracker:
 
 
     def _watch_emitters(self, pos: tuple[float, float], pp: Array, t: float, idx: IntArray,
-                        z: Array) -> None:
+                        z: Array, confident_sigma_m: float) -> None:
         """Feed the moved-emitter search with confident, moving seconds (standing still, one
         place says nothing about where an AP hangs)."""
         if not self.motion.moving or idx.size == 0:
             return
         px, py = pos
-        if (pp[0, 0] + pp[1, 1]) / 2.0 > self.p.confident_sigma_m ** 2:
+        if (pp[0, 0] + pp[1, 1]) / 2.0 > confident_sigma_m ** 2:
             return
         c = self.cal.x
         indoor_rx = self.site.is_indoor(px, py)
