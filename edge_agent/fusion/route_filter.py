@@ -53,6 +53,12 @@ class RouteFilter:
             bearing = np.arctan2(ey_m[None, :] - cy[:, None], ex_m[None, :] - cx[:, None])
             self.body_shift_db = (-0.5 * body_pattern_db
                                   * np.cos(bearing - graph.heading_rad[:, None]))
+        # The same by (emitter, cell) for the forward states only: a backward state heads the
+        # other way, so its shift is the forward one negated (cos(a - pi) = -cos(a)).
+        self._fwd_shift_t: Array | None = None
+        if self.body_shift_db is not None and np.array_equal(
+                graph.state_cell, np.tile(np.arange(graph.n_cells), 2)):
+            self._fwd_shift_t = np.ascontiguousarray(self.body_shift_db[:graph.n_cells].T)
         self.turn_p = turn_p
         self.escape_p = escape_p
         self.cue_mismatch = cue_mismatch
@@ -111,6 +117,10 @@ class RouteFilter:
             out: Array = self.model.rssi_loglik(slice(None), idx, z_dbm, missed)[
                 self.g.state_cell]
             return out
+        if self._fwd_shift_t is not None:
+            fwd, back = self.model.rssi_loglik_two_ways(idx, z_dbm, missed,
+                                                        self._fwd_shift_t[idx])
+            return np.concatenate([fwd, back])
         return self.model.rssi_loglik(self.g.state_cell, idx, z_dbm, missed, None,
                                       self.body_shift_db[:, idx])
 

@@ -70,6 +70,45 @@ class CellRssiModel:
                                if common_var_db2 is not None else None)
         p_heard = norm_cdf((self.pred_dbm - floor_dbm) / miss_sigma_db)
         self.log_miss = np.log(MISS_FLOOR_P + (1.0 - MISS_FLOOR_P) * (1.0 - p_heard))
+        self._by_emitter: tuple[Array, Array, Array, Array] | None = None
+
+    def _tables_by_emitter(self) -> tuple[Array, Array, Array, Array]:
+        """The tables transposed to (emitter, cell), built once per calibration: gathering the
+        heard emitters' rows is then a few contiguous copies instead of a fancy index."""
+        if self._by_emitter is None:
+            self._by_emitter = (np.ascontiguousarray(self.pred_dbm.T),
+                                np.ascontiguousarray(self.inv_var.T),
+                                np.ascontiguousarray(self.half_log_var.T),
+                                np.ascontiguousarray(self.log_miss.T))
+        return self._by_emitter
+
+    def rssi_loglik_two_ways(self, idx: IntArray, z_dbm: Array, missed: IntArray,
+                             shift_db: Array) -> tuple[Array, Array]:
+        """Log-likelihood at every cell with the predictions shifted by +shift_db and by
+        -shift_db (emitter x cell: the body pattern heading one way along the aisle, then the
+        other); one gather serves both, and the shift-free terms are summed once."""
+        pred_t, inv_var_t, half_log_var_t, log_miss_t = self._tables_by_emitter()
+        n_cells = pred_t.shape[1]
+        base = np.zeros(n_cells)
+        if missed.size:
+            base += log_miss_t[missed].sum(axis=0)
+        if not idx.size:
+            return base, base.copy()
+        base -= half_log_var_t[idx].sum(axis=0)
+        res = pred_t[idx]
+        np.subtract(z_dbm[:, None], res, out=res)  # the unshifted residual
+        w = inv_var_t[idx]
+        lls = []
+        for sign in (1.0, -1.0):
+            r2 = res - shift_db if sign > 0 else res + shift_db
+            r2 *= r2
+            r2 *= w
+            np.minimum(r2, ROBUST_CLIP_SIGMA2, out=r2)
+            ll = r2.sum(axis=0)
+            ll *= -0.5
+            ll += base
+            lls.append(ll)
+        return lls[0], lls[1]
 
     def rssi_loglik(self, cells: slice | IntArray, idx: IntArray, z_dbm: Array,
                     missed: IntArray, kinds: IntArray | None = None,
