@@ -58,7 +58,8 @@ class RouteFilter:
         self._fwd_shift_t: Array | None = None
         if self.body_shift_db is not None and np.array_equal(
                 graph.state_cell, np.tile(np.arange(graph.n_cells), 2)):
-            self._fwd_shift_t = np.ascontiguousarray(self.body_shift_db[:graph.n_cells].T)
+            self._fwd_shift_t = np.ascontiguousarray(self.body_shift_db[:graph.n_cells].T,
+                                                      dtype=np.float32)
         self.turn_p = turn_p
         self.escape_p = escape_p
         self.cue_mismatch = cue_mismatch

@@ -25,6 +25,9 @@ INDOOR_GNSS_FIT_P = 0.3
 INDOOR_GNSS_SIGMA_M = 15.0
 MAX_OFFSET_DB = 10.0
 """The tables never trust a learnt offset beyond this: a lost track must not corrupt them."""
+CHUNK_BYTES = 100_000
+"""Temporaries of the two-way RSSI loglik stay below this: larger ones are mmapped afresh by the
+allocator each call, and the page faults cost more than the arithmetic."""
 CELL_SMEAR = 0.3
 """RSSI varies within a cell: its spread is about 0.3 cell x the slope of the path loss."""
 
@@ -74,10 +77,12 @@ class CellRssiModel:
 
     def _tables_by_emitter(self) -> tuple[Array, Array, Array, Array]:
         """The tables transposed to (emitter, cell), built once per calibration: gathering the
-        heard emitters' rows is then a few contiguous copies instead of a fancy index."""
+        heard emitters' rows is then a few contiguous copies instead of a fancy index. The
+        residual tables are float32 (1e-5 dB is far below any RSSI noise; half the memory
+        traffic)."""
         if self._by_emitter is None:
-            self._by_emitter = (np.ascontiguousarray(self.pred_dbm.T),
-                                np.ascontiguousarray(self.inv_var.T),
+            self._by_emitter = (np.ascontiguousarray(self.pred_dbm.T, dtype=np.float32),
+                                np.ascontiguousarray(self.inv_var.T, dtype=np.float32),
                                 np.ascontiguousarray(self.half_log_var.T),
                                 np.ascontiguousarray(self.log_miss.T))
         return self._by_emitter
@@ -85,30 +90,37 @@ class CellRssiModel:
     def rssi_loglik_two_ways(self, idx: IntArray, z_dbm: Array, missed: IntArray,
                              shift_db: Array) -> tuple[Array, Array]:
         """Log-likelihood at every cell with the predictions shifted by +shift_db and by
-        -shift_db (emitter x cell: the body pattern heading one way along the aisle, then the
-        other); one gather serves both, and the shift-free terms are summed once."""
+        -shift_db (shift_db: heard emitter x cell; the body pattern heading one way along the
+        aisle, then the other); one gather serves both, the shift-free terms are summed once."""
         pred_t, inv_var_t, half_log_var_t, log_miss_t = self._tables_by_emitter()
         n_cells = pred_t.shape[1]
         base = np.zeros(n_cells)
         if missed.size:
-            base += log_miss_t[missed].sum(axis=0)
+            base -= 2.0 * log_miss_t[missed].sum(axis=0)
         if not idx.size:
+            base *= -0.5
             return base, base.copy()
-        base -= half_log_var_t[idx].sum(axis=0)
-        res = pred_t[idx]
-        np.subtract(z_dbm[:, None], res, out=res)  # the unshifted residual
-        w = inv_var_t[idx]
-        lls = []
-        for sign in (1.0, -1.0):
-            r2 = res - shift_db if sign > 0 else res + shift_db
-            r2 *= r2
-            r2 *= w
-            np.minimum(r2, ROBUST_CLIP_SIGMA2, out=r2)
-            ll = r2.sum(axis=0)
-            ll *= -0.5
-            ll += base
-            lls.append(ll)
-        return lls[0], lls[1]
+        base += 2.0 * half_log_var_t[idx].sum(axis=0)
+        fwd = base.copy()
+        back = base
+        z32 = z_dbm.astype(np.float32)
+        shift32 = shift_db.astype(np.float32, copy=False)
+        rows = max(1, CHUNK_BYTES // (4 * n_cells))
+        for i in range(0, idx.size, rows):
+            ii = idx[i:i + rows]
+            res = pred_t[ii]
+            np.subtract(z32[i:i + rows, None], res, out=res)  # the unshifted residual
+            w = inv_var_t[ii]
+            b = shift32[i:i + rows]
+            for out, op in ((fwd, np.subtract), (back, np.add)):
+                r2 = op(res, b)
+                r2 *= r2
+                r2 *= w
+                np.minimum(r2, np.float32(ROBUST_CLIP_SIGMA2), out=r2)
+                out += r2.sum(axis=0, dtype=np.float64)
+        fwd *= -0.5
+        back *= -0.5
+        return fwd, back
 
     def rssi_loglik(self, cells: slice | IntArray, idx: IntArray, z_dbm: Array,
                     missed: IntArray, kinds: IntArray | None = None,
