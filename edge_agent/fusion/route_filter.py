@@ -74,25 +74,37 @@ class RouteFilter:
             t[i, hi] += (1.0 - keep_p) / 2.0
         self.speed_t = t  # rows: from, columns: to
         self._moves = [graph.steps(k) for k in range(v)]
+        # all moving bins' moves as one gather and one bincount on the flattened (speed, state)
+        n = graph.n_states
+        self._move_src = np.concatenate([k * n + self._moves[k][0] for k in range(1, v)])
+        self._move_dst = np.concatenate([k * n + self._moves[k][1] for k in range(1, v)])
+        self._move_w = np.concatenate([self._moves[k][2] for k in range(1, v)])
+        # per cell, its centre rounded as mass_points hands it out (Python floats, built once)
+        self._cx_out = [round(float(x), 2) for x in graph.cx]
+        self._cy_out = [round(float(y), 2) for y in graph.cy]
         self.p = np.full((v, graph.n_states), 1.0 / (v * graph.n_states))
+        self._version = 0  # bumped whenever predict, update or reset replace p
+        self._pc_cache: tuple[int, int, Array] | None = None
         self.started = False
 
     def reset(self) -> None:
         self.p[:] = 1.0 / self.p.size
+        self._version += 1
         self.started = False
 
     def predict(self, dt_s: float) -> None:
         """Advance by dt seconds: speeds change, the mass moves, standing trucks may turn."""
+        n = self.g.n_states
         for _ in range(max(0, min(round(dt_s), MAX_STEPS_PER_PREDICT))):
             p = self.speed_t.T @ self.p
-            n = self.g.n_states
-            for k in range(1, self.n_speeds):
-                src, dst, w = self._moves[k]
-                p[k] = np.bincount(dst, weights=p[k][src] * w, minlength=n)
-            p[0] = (1.0 - self.turn_p) * p[0] + self.turn_p * p[0][self.g.reverse]
+            moved = np.bincount(self._move_dst, weights=p.reshape(-1)[self._move_src]
+                                * self._move_w, minlength=p.size)
+            moved[:n] = (1.0 - self.turn_p) * p[0] + self.turn_p * p[0][self.g.reverse]
+            p = moved.reshape(p.shape)
             p *= 1.0 - self.escape_p
             p += self.escape_p / p.size
             self.p = p
+            self._version += 1
 
     def update(self, loglik: Array, moving: bool | None) -> None:
         """Weigh by a log-likelihood per directed state and the motion cue (None: no cue)."""
@@ -109,7 +121,9 @@ class RouteFilter:
         if not np.isfinite(s) or s <= 1e-300:
             p = np.repeat(like[None, :], self.n_speeds, axis=0).astype(np.float64)
             s = float(p.sum())
-        self.p = p / s
+        p /= s
+        self.p = p
+        self._version += 1
         self.started = True
 
     def rssi_loglik(self, idx: IntArray, z_dbm: Array, missed: IntArray) -> Array:
@@ -131,8 +145,14 @@ class RouteFilter:
         return out
 
     def cell_probabilities(self) -> Array:
+        """P(cell), both directions and all speeds; cached until predict/update/reset (edit p
+        in place only through them, or call this after one of them)."""
+        c = self._pc_cache
+        if c is not None and c[0] == self._version and c[1] == id(self.p):
+            return c[2]
         out: Array = np.bincount(self.g.state_cell, weights=self.p.sum(axis=0),
                                  minlength=self.g.n_cells).astype(np.float64)
+        self._pc_cache = (self._version, id(self.p), out)
         return out
 
     def mean_cov(self) -> tuple[float, float, Array]:
@@ -143,8 +163,10 @@ class RouteFilter:
         my = float(pc @ cy)
         dx = cx - mx
         dy = cy - my
-        c = np.array([[pc @ (dx * dx), pc @ (dx * dy)], [pc @ (dx * dy), pc @ (dy * dy)]])
-        c += np.eye(2) * self.g.cell_m ** 2 / 12.0
+        pdx = pc * dx
+        sxy = float(pdx @ dy)
+        extent = self.g.cell_m ** 2 / 12.0
+        c = np.array([[float(pdx @ dx) + extent, sxy], [sxy, float((pc * dy) @ dy) + extent]])
         return mx, my, c
 
     def mass_points(self, min_weight: float, max_points: int
@@ -158,8 +180,8 @@ class RouteFilter:
         if keep.size == 0:
             keep = np.array([int(np.argmax(pc))])
         w = pc[keep] / pc[keep].sum()
-        return tuple((round(float(self.g.cx[i]), 2), round(float(self.g.cy[i]), 2),
-                      float(wi)) for i, wi in zip(keep, w, strict=True))
+        cx, cy = self._cx_out, self._cy_out
+        return tuple((cx[i], cy[i], wi) for i, wi in zip(keep.tolist(), w.tolist(), strict=True))
 
     def mean_speed_mps(self) -> float:
         """Expected speed (cells of about cell_m per second)."""
