@@ -110,13 +110,8 @@ class RouteFilter:
         """Weigh by a log-likelihood per directed state and the motion cue (None: no cue)."""
         like = np.exp(loglik - loglik.max())
         p = self.p * like[None, :]
-        if moving is not None:
-            cue = np.ones(self.n_speeds)
-            if moving:
-                cue[0] = self.cue_mismatch
-            else:
-                cue[1:] = self.cue_mismatch
-            p *= cue[:, None]
+        if moving is not None:  # the cue weighs down the speeds it contradicts
+            p[0 if moving else slice(1, None)] *= self.cue_mismatch
         s = float(p.sum())
         if not np.isfinite(s) or s <= 1e-300:
             p = np.repeat(like[None, :], self.n_speeds, axis=0).astype(np.float64)

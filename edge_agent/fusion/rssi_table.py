@@ -112,12 +112,13 @@ class CellRssiModel:
             np.subtract(z32[i:i + rows, None], res, out=res)  # the unshifted residual
             w = inv_var_t[ii]
             b = shift32[i:i + rows]
+            ones = np.ones(ii.size, dtype=np.float32)  # a BLAS matvec sums faster than .sum
             for out, op in ((fwd, np.subtract), (back, np.add)):
                 r2 = op(res, b)
                 r2 *= r2
                 r2 *= w
                 np.minimum(r2, np.float32(ROBUST_CLIP_SIGMA2), out=r2)
-                out += r2.sum(axis=0, dtype=np.float64)
+                out += ones @ r2
         fwd *= -0.5
         back *= -0.5
         return fwd, back
