@@ -30,6 +30,8 @@ MOVED_LLR = 50.0
 independent (shadowing is shared by neighbouring places), so this is far above a nominal 1e-9."""
 RESIDUAL_CLIP_DB = 15.0
 """Beyond this a residual is an outlier (a truck parked in front of the AP), not geometry."""
+RESCALE_BELOW = 1e-150
+"""The forgetting scale is folded back into the sums before it underflows (after ~170 000 s)."""
 
 
 @dataclass
@@ -71,14 +73,19 @@ class ApMonitor:
         self.s1 = np.zeros(shape)
         self.s2 = np.zeros(shape)
         self.cnt = np.zeros(len(keys))
+        self._scale = 1.0
 
     def observe(self, t_s: float, idx: IntArray, z_dbm: Array, wall_db: Array, x_m: float,
                 y_m: float, sigma_db: Array) -> list[int]:
         """One confident second: heard emitters (idx), their mean RSSI and wall loss at the truck
         position (x, y). Returns the indices newly declared moved."""
-        self.s1 *= FORGET_PER_SAMPLE
-        self.s2 *= FORGET_PER_SAMPLE
-        self.cnt *= FORGET_PER_SAMPLE
+        # Forgetting is a scale on the stored sums (true = stored x scale): multiplying every
+        # candidate of every emitter each second cost more than the rest of the search.
+        self._scale *= FORGET_PER_SAMPLE
+        if self._scale < RESCALE_BELOW:
+            for a in (self.s1, self.s2, self.cnt):
+                a *= self._scale
+            self._scale = 1.0
         keep = self.usable[idx]
         idx = idx[keep]
         if idx.size == 0:
@@ -87,23 +94,32 @@ class ApMonitor:
         pred = self.p1m[idx, None] - 5.0 * self.n[idx, None] * np.log10(np.maximum(d2, 1.0)) \
             - wall_db[keep, None]
         r = np.clip(z_dbm[keep, None] - pred, -RESIDUAL_CLIP_DB, RESIDUAL_CLIP_DB)
-        self.s1[idx] += r
-        self.s2[idx] += r * r
-        self.cnt[idx] += 1.0
+        g = self._scale
+        self.s1[idx] += r / g
+        self.s2[idx] += r * r / g
+        self.cnt[idx] += 1.0 / g
+        cnt = self.cnt[idx] * g
+        for i, c in zip(idx.tolist(), cnt.tolist(), strict=True):
+            self.emitters[i].samples = c
+        ready = cnt >= MIN_SAMPLES
+        if not ready.any():
+            return []
+        ii = idx[ready]
+        s1 = self.s1[ii] * g
+        # offset profiled out: SSE about the mean residual, per candidate
+        sse = np.where(self.allowed[ii], self.s2[ii] * g - s1 * s1 / cnt[ready, None], np.inf)
+        best = np.argmin(sse[:, 1:], axis=1) + 1
+        rows = np.arange(ii.size)
+        llr = (sse[rows, 0] - sse[rows, best]) / (2.0 * sigma_db[keep][ready] ** 2)
+        bx = self.cx[ii, best]
+        by = self.cy[ii, best]
+        far = np.hypot(bx - self.cx[ii, 0], by - self.cy[ii, 0])
         newly: list[int] = []
-        for j, i in enumerate(idx.tolist()):
+        for j, i in enumerate(ii.tolist()):
             e = self.emitters[i]
-            e.samples = float(self.cnt[i])
-            if e.samples < MIN_SAMPLES:
-                continue
-            # offset profiled out: SSE about the mean residual, per candidate
-            sse = np.where(self.allowed[i], self.s2[i] - self.s1[i] ** 2 / self.cnt[i], np.inf)
-            best = int(np.argmin(sse[1:])) + 1
-            e.llr = float((sse[0] - sse[best]) / (2.0 * sigma_db[keep][j] ** 2))
-            e.best_xy = (float(self.cx[i, best]), float(self.cy[i, best]))
-            far = float(np.hypot(self.cx[i, best] - self.cx[i, 0], self.cy[i, best]
-                                 - self.cy[i, 0]))
-            if e.llr > MOVED_LLR and far > MOVED_MIN_DISTANCE_M and not self.edge[best]:
+            e.llr = float(llr[j])
+            e.best_xy = (float(bx[j]), float(by[j]))
+            if e.llr > MOVED_LLR and far[j] > MOVED_MIN_DISTANCE_M and not self.edge[best[j]]:
                 e.moved = True
                 e.moved_at_s = t_s
                 self.usable[i] = False
