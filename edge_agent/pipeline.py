@@ -26,6 +26,7 @@ from edge_agent.heatmap.grid import Grid
 from edge_agent.heatmap.window import Window, merge_windows
 from edge_agent.observations import Observation
 from edge_agent.site import Site
+from edge_agent.sources.merge import merged_batches
 
 POSITIONS_HEADER = "t,x,y,sigma_m,speed_mps,moving"
 MAX_TIME_JUMP_S = 6 * 3600.0
@@ -35,10 +36,10 @@ would otherwise emit one estimate per second across it. Unconfirmed jumps are dr
 PROGRESS_EVERY = 5000
 """Observations between two progress-line refreshes: a few per second, not a flood of writes."""
 REPLAY_BATCH = 1024
-"""Replay parses this many observations before the tracker takes them: the same observations in
-the same order, but parsing and tracking each run longer on warm CPU caches - 5-10 % less CPU on
-a 30-minute bundle than alternating per observation; 512 to 4096 gain the same, and 1024 hold
-0.3 MB (docs/benchmarks.md, "Replay (end to end)")."""
+"""Replay parses this many observations per source before the tracker takes them: the same
+observations in the same order, but parsing and tracking each run longer on warm CPU caches - 5-10 %
+less CPU on a 30-minute bundle than alternating per observation; 512 to 4096 gain the same, and
+1024 hold 0.3 MB (docs/benchmarks.md, "Replay (end to end)")."""
 
 
 class EstimateSource(Protocol):
@@ -143,6 +144,27 @@ class Pipeline:
         elif held is not None:
             s.time_jumps_dropped += 1
         self._process(obs)
+
+    def feed_batch(self, batch: Iterable[Observation]) -> None:
+        """feed() each observation in turn, feed's common case inlined (the replay's hot loop:
+        one method call and a few lookups less per observation)."""
+        s = self.summary
+        process = self.tracker.process
+        estimates_out = self._estimates
+        gap_s, jump_s = OFFLINE_GAP_S, MAX_TIME_JUMP_S
+        for obs in batch:
+            t = obs.t
+            last_t = s.last_t
+            if (self._held is None and last_t is not None and t - last_t <= gap_s
+                    and t <= last_t + jump_s):
+                s.observations += 1
+                if t > last_t:
+                    s.last_t = t
+                estimates = process(obs)
+                if estimates:
+                    estimates_out(estimates)
+            else:
+                self.feed(obs)
 
     def _process(self, obs: Observation) -> None:
         s = self.summary
@@ -276,10 +298,10 @@ def replay_bundle(bundle_dir: str | Path, out_dir: str | Path, agent: str = "fl-
     show = _Progress(sys.stderr) if progress else None
     feed = pipe.feed
     try:
-        for batch in _batches(bundle.observations(), REPLAY_BATCH):
+        # bundle.observations()'s order (heapq.merge of the sources), merged chunk-wise
+        for batch in merged_batches(bundle.sources(), REPLAY_BATCH):
             if show is None:
-                for obs in batch:
-                    feed(obs)
+                pipe.feed_batch(batch)
                 continue
             for obs in batch:
                 feed(obs)
