@@ -48,27 +48,24 @@ _SIGNED_DBM = tuple(float(b - 256 if b > 127 else b) for b in range(256))  # PHD
 # its slots through their descriptors costs 0.3 us (same objects; as in sources/wifi.py). Only
 # while the fields are exactly these, else the normal constructor is used.
 _OBS_FIELDS = ("t", "beacon_id", "rssi_dbm", "address")
+_Setter = Callable[[object, object], None]
 
 
-def _obs_factory() -> Callable[[float, str, float, str], BleObs]:
+def _slot_setters() -> tuple[_Setter, ...] | None:
     names = tuple(f.name for f in dataclasses.fields(BleObs))
     if names != _OBS_FIELDS or hasattr(BleObs, "__post_init__"):
-        return BleObs
-    new = object.__new__
-    set_t, set_id, set_rssi, set_address = (getattr(BleObs, n).__set__ for n in names)
-
-    def make(t: float, beacon_id: str, rssi_dbm: float, address: str) -> BleObs:
-        obs: BleObs = new(BleObs)
-        set_t(obs, t)
-        set_id(obs, beacon_id)
-        set_rssi(obs, rssi_dbm)
-        set_address(obs, address)
-        return obs
-
-    return make
+        return None
+    return tuple(getattr(BleObs, name).__set__ for name in names)
 
 
-_new_obs = _obs_factory()
+def _no_setter(obj: object, value: object) -> None:
+    raise AssertionError("unreachable: _FAST_OBS is False")
+
+
+_SETTERS = _slot_setters()
+_FAST_OBS = _SETTERS is not None
+_new_obj = object.__new__
+_set_t, _set_id, _set_rssi, _set_address = _SETTERS or (_no_setter,) * len(_OBS_FIELDS)
 
 
 class BleMatcher:
@@ -134,7 +131,14 @@ class BleMatcher:
             return None
         self.last_t = t
         stats.observations += 1
-        return _new_obs(t, beacon_id, float(rssi_dbm), address)
+        if _FAST_OBS:
+            obs: BleObs = _new_obj(BleObs)
+            _set_t(obs, t)
+            _set_id(obs, beacon_id)
+            _set_rssi(obs, float(rssi_dbm))
+            _set_address(obs, address)
+            return obs
+        return BleObs(t, beacon_id, float(rssi_dbm), address)
 
 
 def _classify_packet(ll: bytes, matcher: BleMatcher) -> str | tuple[str, str | None]:

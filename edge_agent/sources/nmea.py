@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import math
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,10 +72,7 @@ def sigma_from_gst(sigma_lat_m: float, sigma_lon_m: float) -> float:
 
 
 def nmea_checksum(body: str) -> int:
-    cs = 0
-    for ch in body.encode("latin-1", "replace"):
-        cs ^= ch
-    return cs
+    return functools.reduce(operator.xor, body.encode("latin-1", "replace"), 0)
 
 
 class NmeaFramer:
@@ -266,7 +265,7 @@ class EpochAssembler:
     def _epoch_date(self, p: _Pending) -> datetime.date | None:
         stated: datetime.date | None = None
         if p.rmc is not None:
-            ds = getattr(p.rmc, "datestamp", None)
+            ds = _datestamp(p.rmc)
             if isinstance(ds, datetime.date):
                 stated = ds
         if stated is None:
@@ -337,6 +336,30 @@ def _date_nearest(now_s: float, tod_s: float) -> datetime.date:
     today = datetime.datetime.fromtimestamp(now_s, datetime.UTC).date()
     days = (today + datetime.timedelta(days=d) for d in (-1, 0, 1))
     return min(days, key=lambda d: abs(calendar.timegm(d.timetuple()) + tod_s - now_s))
+
+
+# RMC date field text -> pynmea2's converted value: its strptime costs ~15 us per epoch, and a log
+# repeats one date all day. Bounded like the other parse caches (cleared when full).
+_DATESTAMPS: dict[tuple[type, str], object] = {}
+MAX_CACHED_DATESTAMPS = 4096
+
+
+def _datestamp(rmc: pynmea2.NMEASentence) -> object:
+    """getattr(rmc, "datestamp", None), memoised per raw field text (pynmea2 converts the
+    field text alone, so equal text gives an equal value)."""
+    cls = type(rmc)
+    try:
+        raw = rmc.data[cls.name_to_idx["datestamp"]]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return getattr(rmc, "datestamp", None)
+    key = (cls, raw)
+    if key in _DATESTAMPS:
+        return _DATESTAMPS[key]
+    value = getattr(rmc, "datestamp", None)
+    if len(_DATESTAMPS) >= MAX_CACHED_DATESTAMPS:
+        _DATESTAMPS.clear()
+    _DATESTAMPS[key] = value
+    return value
 
 
 def _time_of_day(msg: pynmea2.NMEASentence) -> float | None:

@@ -138,7 +138,7 @@ class PcapReader:
     def _iter_pcap(self) -> Iterator[tuple[float, int, bytes]]:
         end = self._size
         linktype = self.linktype if self.linktype is not None else 0
-        rec = struct.Struct(self._endian + "IIII")
+        unpack = struct.Struct(self._endian + "IIII").unpack_from
         hdr_len = self._rec_hdr_len
         scale = self._ts_scale
         # buf holds the file's bytes from offset base on; p and n are positions in buf, so the
@@ -157,7 +157,7 @@ class PcapReader:
                 if hdr_len > n:
                     self._shrunk(base + n)
                     return
-            ts_s, ts_frac, incl_len, _orig_len = rec.unpack_from(buf, p)
+            ts_s, ts_frac, incl_len, _orig_len = unpack(buf, p)
             if incl_len > MAX_RECORD_BYTES:
                 self.stats.skip("bad_record_length")
                 self.stats.warn(f"{self.path}: record at byte {base + p} claims {incl_len} bytes "
