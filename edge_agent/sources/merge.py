@@ -1,7 +1,7 @@
 """Sources merged by time in lists: exactly `heapq.merge(*sources, key=t)`'s order, chunk-wise.
 
 heapq.merge costs ~0.5 us of Python per observation; this pulls `size` observations per source at
-a time and merges what is safe to emit with one C sort per round (docs/benchmarks.md, "Replay").
+a time and merges what is safe to emit with one C sort per round (dense_ble replay: 0.08 s less).
 """
 
 from __future__ import annotations
