@@ -1,11 +1,12 @@
 """The drivable aisles of site.json as a graph of short directed cells, for the route filter.
 
 Aisles are split where they cross or where one ends on another (a T-junction: an end within half
-the other's width of its centre line). Each edge between two junctions is cut into cells of about
-`cell_m`; every cell exists twice, once per direction of travel. `steps(k)` says where the mass of
-each directed cell goes after moving k cells: straight on along the edge and, past a junction,
-split evenly over every way out but the way back (a dead end holds the truck: it turns around
-through `reverse`, like a forklift at a rack face).
+the other's width of its centre line); ends drawn near a junction are snapped onto it first (an L
+with a gap at its corner, a T stem drawn past the main aisle's centre line). Each edge between
+two junctions is cut into cells of about `cell_m`; every cell exists twice, once per direction of
+travel. `steps(k)` says where the mass of each directed cell goes after moving k cells: straight
+on along the edge and, past a junction, split evenly over every way out but the way back (a dead
+end holds the truck: it turns around through `reverse`, like a forklift at a rack face).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from edge_agent.site import Aisle
 NODE_MERGE_M = 0.5
 """Points closer than this are one junction (survey drawings are not exact)."""
 MAX_ROUTE_CELLS = 8_000
-"""Cell budget (undirected): a network longer than 8 km gets longer cells, not bigger tables."""
+"""Cell budget (undirected): a network longer than 8 km gets longer cells, not bigger tables.
+Every edge keeps at least one cell, so a network of more edges than this exceeds it (one cell
+per edge between junctions)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class RouteGraph:
         cx: list[float] = []
         cy: list[float] = []
         half: list[float] = []
+        length: list[float] = []
         heading: list[float] = []
         first: list[int] = []
         count: list[int] = []
@@ -62,6 +66,7 @@ class RouteGraph:
             cx.extend((e.ax + u * (e.bx - e.ax)).tolist())
             cy.extend((e.ay + u * (e.by - e.ay)).tolist())
             half.extend([e.width_m / 2.0] * n)
+            length.extend([e.length_m / n] * n)
             heading.extend([math.atan2(e.by - e.ay, e.bx - e.ax)] * n)
         self.cell_m = cell_m
         self.cx: Array = np.array(cx, dtype=np.float64)
@@ -73,6 +78,11 @@ class RouteGraph:
         self.n_states = 2 * n_cells
         self.state_cell: IntArray = np.concatenate([np.arange(n_cells), np.arange(n_cells)]
                                                    ).astype(np.intp)
+        cell_len = np.array(length, dtype=np.float64)
+        # per directed state: the real length of its cell (between 0.5 and 1.5 cell_m, or the
+        # whole edge when an edge is shorter than that): speed is cells/s times this
+        self.cell_len_m: Array = np.concatenate([cell_len, cell_len])
+        self.cell_edge: IntArray = np.repeat(np.arange(len(self.edges)), count).astype(np.intp)
         fwd = np.array(heading, dtype=np.float64)
         self.heading_rad: Array = np.concatenate([fwd, fwd + math.pi])  # per directed state
         self.reverse: IntArray = np.concatenate([np.arange(n_cells) + n_cells,
@@ -147,69 +157,213 @@ class RouteGraph:
 
 
 def _split(aisles: tuple[Aisle, ...], nodes: list[tuple[float, float]]) -> list[Edge]:
-    """Aisles cut at crossings and T-junctions into edges between junction nodes."""
-    segs = [(a.start, a.end, a.width_m) for a in aisles
-            if math.hypot(a.end[0] - a.start[0], a.end[1] - a.start[1]) > 1e-6]
-    on: list[list[tuple[float, int]]] = [[] for _ in segs]
+    """Aisles cut at crossings and T-junctions into edges between junction nodes.
 
-    def node(p: tuple[float, float]) -> int:
-        for i, q in enumerate(nodes):
-            if math.hypot(p[0] - q[0], p[1] - q[1]) < NODE_MERGE_M:
-                return i
-        nodes.append(p)
-        return len(nodes) - 1
-
-    for si, (a, b, _w) in enumerate(segs):
-        on[si].append((0.0, node(a)))
-        on[si].append((1.0, node(b)))
-    for si, (a, b, w) in enumerate(segs):
-        dx, dy = b[0] - a[0], b[1] - a[1]
-        l2 = dx * dx + dy * dy
-        for ti, (c, d, _wt) in enumerate(segs):
-            if ti == si:
-                continue
-            # t's ends lying on s (within half of s's width): a T-junction at that end's node
-            for p in (c, d):
-                u = ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / l2
-                if 0.0 < u < 1.0:
-                    px, py = a[0] + u * dx, a[1] + u * dy
-                    if math.hypot(p[0] - px, p[1] - py) <= max(w / 2.0, NODE_MERGE_M):
-                        on[si].append((u, node(p)))
-            if ti > si:
-                x = _crossing(a, b, c, d)
-                if x is not None:
-                    n = node(x[2])
-                    on[si].append((x[0], n))
-                    on[ti].append((x[1], n))
+    Ends are snapped first (`_snap_ends`), so an L drawn with a gap at its corner and a T stem
+    drawn past the main aisle's centre line meet at one node on the centre lines; edges shorter
+    than NODE_MERGE_M are then contracted into a node.
+    """
+    raw = [(a.start, a.end, a.width_m) for a in aisles
+           if math.hypot(a.end[0] - a.start[0], a.end[1] - a.start[1]) > 1e-6]
+    if not raw:
+        return []
+    ends = np.array([[s, e] for s, e, _ in raw], dtype=np.float64)  # (S, 2 ends, xy)
+    width = np.array([w for _, _, w in raw], dtype=np.float64)
+    _snap_ends(ends, width)
+    keep = np.hypot(*(ends[:, 1] - ends[:, 0]).T) > 1e-6
+    ends, width = ends[keep], width[keep]
+    index = _NodeIndex(nodes)
+    on: list[list[tuple[float, int]]] = [[] for _ in range(len(width))]
+    for si in range(len(width)):
+        on[si].append((0.0, index.node(float(ends[si, 0, 0]), float(ends[si, 0, 1]))))
+        on[si].append((1.0, index.node(float(ends[si, 1, 0]), float(ends[si, 1, 1]))))
+    # an end lying on another segment (within half of that one's width): a T-junction
+    seg_i, end_i, u = _ends_on_interiors(ends, width)
+    for si, ei, ui in zip(seg_i.tolist(), end_i.tolist(), u.tolist(), strict=True):
+        p = ends[ei // 2, ei % 2]
+        on[si].append((ui, index.node(float(p[0]), float(p[1]))))
+    for si, ti, us, vt, x, y in _crossings(ends):
+        n = index.node(x, y)
+        on[si].append((us, n))
+        on[ti].append((vt, n))
     edges: list[Edge] = []
-    seen: set[tuple[int, int]] = set()
-    for si, (a, b, w) in enumerate(segs):
-        pts = sorted(on[si])
+    for si in range(len(width)):
+        (ax, ay), (bx, by) = ends[si].tolist()
+        w = float(width[si])
         ids: list[tuple[float, int]] = []
-        for u, n in pts:
+        for u0, n in sorted(on[si]):
             if not ids or ids[-1][1] != n:
-                ids.append((u, n))
+                ids.append((u0, n))
         for (u0, n0), (u1, n1) in itertools.pairwise(ids):
-            key = (min(n0, n1), max(n0, n1))
-            if n0 == n1 or key in seen:
-                continue
-            seen.add(key)
-            edges.append(Edge(n0, n1, a[0] + u0 * (b[0] - a[0]), a[1] + u0 * (b[1] - a[1]),
-                              a[0] + u1 * (b[0] - a[0]), a[1] + u1 * (b[1] - a[1]), w))
-    return edges
+            if n0 != n1:
+                edges.append(Edge(n0, n1, ax + u0 * (bx - ax), ay + u0 * (by - ay),
+                                  ax + u1 * (bx - ax), ay + u1 * (by - ay), w))
+    return _contract_short(edges, nodes)
 
 
-def _crossing(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float],
-              d: tuple[float, float]) -> tuple[float, float, tuple[float, float]] | None:
-    """Where segments a-b and c-d cross strictly inside both: (u on a-b, v on c-d, point)."""
-    rx, ry = b[0] - a[0], b[1] - a[1]
-    sx, sy = d[0] - c[0], d[1] - c[1]
+class _NodeIndex:
+    """Junction lookup in a dict of NODE_MERGE_M buckets: a point within NODE_MERGE_M of a node
+    is that node (the nearest one), else a new node."""
+
+    def __init__(self, nodes: list[tuple[float, float]]) -> None:
+        self.nodes = nodes
+        self.buckets: dict[tuple[int, int], list[int]] = {}
+
+    def node(self, x: float, y: float) -> int:
+        kx, ky = math.floor(x / NODE_MERGE_M), math.floor(y / NODE_MERGE_M)
+        best, best_d = -1, NODE_MERGE_M
+        for i in (kx - 1, kx, kx + 1):
+            for j in (ky - 1, ky, ky + 1):
+                for n in self.buckets.get((i, j), ()):
+                    d = math.hypot(x - self.nodes[n][0], y - self.nodes[n][1])
+                    if d < best_d:
+                        best, best_d = n, d
+        if best >= 0:
+            return best
+        self.nodes.append((x, y))
+        self.buckets.setdefault((kx, ky), []).append(len(self.nodes) - 1)
+        return len(self.nodes) - 1
+
+
+def _snap_ends(ends: Array, width: Array) -> None:
+    """Move aisle ends drawn near a junction onto it, in place (ends: segment x end x xy).
+
+    Ends of different aisles within max(w_a, w_b)/2 (at least NODE_MERGE_M) of each other become
+    one point: where the two centre lines meet if that is as close to both, else their mean (an
+    L drawn with a gap at the corner). Then an end within max(w/2, NODE_MERGE_M) of another
+    aisle's interior moves to its projection on that centre line (a T stem drawn short of the
+    main aisle's centre line or past it).
+    """
+    n_ends = 2 * width.size
+    pts = ends.reshape(n_ends, 2)  # a view: writing pts moves the ends
+    owner = np.repeat(np.arange(width.size), 2)
+    tol = np.maximum(np.maximum(width[owner][:, None], width[owner][None, :]) / 2.0,
+                     NODE_MERGE_M)
+    gap = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
+    close = (gap <= tol) & (owner[:, None] != owner[None, :])
+    parent = list(range(n_ends))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(close, 1)), strict=True):
+        ri, rj = find(int(i)), find(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    groups: dict[int, list[int]] = {}
+    for i in range(n_ends):
+        groups.setdefault(find(i), []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        target = pts[members].mean(axis=0)
+        if len(members) == 2:
+            i, j = members
+            meet = _line_meet(ends[owner[i]], ends[owner[j]])
+            if meet is not None and max(math.hypot(meet[0] - pts[m, 0], meet[1] - pts[m, 1])
+                                        for m in members) <= tol[i, j]:
+                target = np.array(meet)
+        pts[members] = target
+    seg_i, end_i, u = _ends_on_interiors(ends, width)
+    if not seg_i.size:
+        return
+    a = ends[seg_i, 0]
+    proj = a + u[:, None] * (ends[seg_i, 1] - a)
+    dist = np.hypot(*(pts[end_i] - proj).T)
+    moved: set[int] = set()
+    for k in np.argsort(dist, kind="stable").tolist():  # nearest aisle first
+        root = find(int(end_i[k]))
+        if root not in moved:
+            moved.add(root)
+            pts[groups[root]] = proj[k]
+
+
+def _ends_on_interiors(ends: Array, width: Array) -> tuple[IntArray, IntArray, Array]:
+    """Ends lying on another segment strictly inside it, within max(w/2, NODE_MERGE_M) of its
+    centre line: (segment, end = 2 x segment + 0|1, position u along the segment)."""
+    n_seg = width.size
+    pts = ends.reshape(2 * n_seg, 2)
+    owner = np.repeat(np.arange(n_seg), 2)
+    a = ends[:, 0]
+    dv = ends[:, 1] - a
+    rel = pts[:, None, :] - a[None, :, :]  # (end, segment, xy)
+    u = (rel * dv[None]).sum(axis=2) / (dv * dv).sum(axis=1)[None, :]
+    off = rel - u[:, :, None] * dv[None]
+    dist = np.hypot(off[:, :, 0], off[:, :, 1])
+    hit = ((u > 0.0) & (u < 1.0) & (dist <= np.maximum(width / 2.0, NODE_MERGE_M)[None, :])
+           & (owner[:, None] != np.arange(n_seg)[None, :]))
+    e, s = np.nonzero(hit)
+    return s.astype(np.intp), e.astype(np.intp), u[e, s]
+
+
+def _crossings(ends: Array) -> list[tuple[int, int, float, float, float, float]]:
+    """Pairs of segments crossing strictly inside both: (s, t > s, u on s, v on t, x, y)."""
+    a = ends[:, 0]
+    r = ends[:, 1] - a
+    den = r[:, None, 0] * r[None, :, 1] - r[:, None, 1] * r[None, :, 0]
+    q = a[None, :, :] - a[:, None, :]  # start of t minus start of s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = (q[..., 0] * r[None, :, 1] - q[..., 1] * r[None, :, 0]) / den
+        v = (q[..., 0] * r[:, None, 1] - q[..., 1] * r[:, None, 0]) / den
+    hit = (np.abs(den) >= 1e-12) & (u > 0.0) & (u < 1.0) & (v > 0.0) & (v < 1.0)
+    si, ti = np.nonzero(np.triu(hit, 1))
+    us, vt = u[si, ti], v[si, ti]
+    x = a[si, 0] + us * r[si, 0]
+    y = a[si, 1] + us * r[si, 1]
+    return list(zip(si.tolist(), ti.tolist(), us.tolist(), vt.tolist(), x.tolist(), y.tolist(),
+                    strict=True))
+
+
+def _line_meet(s: Array, t: Array) -> tuple[float, float] | None:
+    """Where the infinite centre lines of segments s and t (2 x xy each) meet, if not parallel."""
+    rx, ry = s[1] - s[0]
+    sx, sy = t[1] - t[0]
     den = rx * sy - ry * sx
-    if abs(den) < 1e-12:
+    if abs(den) < 1e-9 * math.hypot(rx, ry) * math.hypot(sx, sy):
         return None
-    qx, qy = c[0] - a[0], c[1] - a[1]
+    qx, qy = t[0] - s[0]
     u = (qx * sy - qy * sx) / den
-    v = (qx * ry - qy * rx) / den
-    if 0.0 < u < 1.0 and 0.0 < v < 1.0:
-        return u, v, (a[0] + u * rx, a[1] + u * ry)
-    return None
+    return float(s[0, 0] + u * rx), float(s[0, 1] + u * ry)
+
+
+def _contract_short(edges: list[Edge], nodes: list[tuple[float, float]]) -> list[Edge]:
+    """Edges shorter than NODE_MERGE_M merged into one node; duplicates dropped; nodes renumbered
+    (`nodes` is rewritten to the ones still used)."""
+    parent = list(range(len(nodes)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for e in edges:
+        if e.length_m < NODE_MERGE_M:
+            ra, rb = find(e.a), find(e.b)
+            parent[max(ra, rb)] = min(ra, rb)
+    new_id: dict[int, int] = {}
+    kept: list[tuple[float, float]] = []
+
+    def renumber(i: int) -> int:
+        r = find(i)
+        if r not in new_id:
+            new_id[r] = len(kept)
+            kept.append(nodes[r])
+        return new_id[r]
+
+    out: list[Edge] = []
+    seen: set[tuple[int, int]] = set()
+    for e in edges:
+        if find(e.a) == find(e.b):
+            continue
+        a, b = renumber(e.a), renumber(e.b)
+        key = (min(a, b), max(a, b))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Edge(a, b, e.ax, e.ay, e.bx, e.by, e.width_m))
+    nodes[:] = kept
+    return out

@@ -73,16 +73,130 @@ def test_parallel_aisles_stay_unconnected() -> None:
         assert np.all((g.cy[g.state_cell[src]] > 3.0) == (g.cy[g.state_cell[dst]] > 3.0))
 
 
-@pytest.mark.parametrize("aisles", NETWORKS)
-def test_cells_lie_on_centre_lines_with_sane_lengths(aisles: tuple[Aisle, ...]) -> None:
+@pytest.mark.parametrize(("aisles", "snap_m"), [(CROSS, 0.0), (T_ON, 0.0), (T_OFF, 1.0),
+                                               (L_SHAPE, 0.0), (PARALLEL, 0.0)])
+def test_cells_lie_on_centre_lines_with_sane_lengths(aisles: tuple[Aisle, ...],
+                                                     snap_m: float) -> None:
     g = RouteGraph(aisles, cell_m=1.0)
     for i in range(g.n_cells):
         d = min(_point_segment_m(g.cx[i], g.cy[i], a) for a in aisles)
-        assert d < 1e-9
-    for e in g.edges:
-        n = max(1, round(e.length_m / g.cell_m))
-        assert 0.5 * g.cell_m <= e.length_m / n <= 1.5 * g.cell_m
+        assert d < snap_m + 1e-9  # T_OFF: the stem is extended by 1 m onto the main aisle
+    for ei, e in enumerate(g.edges):
+        cells = np.nonzero(g.cell_edge == ei)[0]
+        # neighbouring centres are one cell apart, the end cells half a cell from the junctions
+        step = np.hypot(np.diff(g.cx[cells]), np.diff(g.cy[cells]))
+        assert np.all((step >= 0.5 * g.cell_m) & (step <= 1.5 * g.cell_m))
+        np.testing.assert_allclose(step, g.cell_len_m[cells[0]], rtol=1e-9)
+        first = math.hypot(g.cx[cells[0]] - e.ax, g.cy[cells[0]] - e.ay)
+        last = math.hypot(g.cx[cells[-1]] - e.bx, g.cy[cells[-1]] - e.by)
+        assert first == pytest.approx(g.cell_len_m[cells[0]] / 2.0)
+        assert last == pytest.approx(g.cell_len_m[cells[0]] / 2.0)
     assert g.n_states == 2 * g.n_cells
+
+
+def test_cell_length_is_the_edge_length_over_its_cells() -> None:
+    # edges of 10, 4.4 and 2.4 m: cells of 1.0, 1.1 and 1.2 m, not the nominal 1 m
+    g = RouteGraph((Aisle((0.0, 0.0), (10.0, 0.0), 3.0), Aisle((10.0, 0.0), (14.4, 0.0), 3.0),
+                    Aisle((14.4, 0.0), (14.4, 2.4), 3.0)), cell_m=1.0)
+    lengths = sorted(round(e.length_m, 6) for e in g.edges)
+    assert lengths == [2.4, 4.4, 10.0]
+    assert g.cell_len_m.shape == (g.n_states,)
+    np.testing.assert_array_equal(g.cell_len_m[:g.n_cells], g.cell_len_m[g.n_cells:])
+    for ei, e in enumerate(g.edges):
+        cells = np.nonzero(g.cell_edge == ei)[0]
+        np.testing.assert_allclose(g.cell_len_m[cells], e.length_m / cells.size)
+        assert g.cell_len_m[cells].sum() == pytest.approx(e.length_m)
+    assert sorted(set(np.round(g.cell_len_m, 6).tolist())) == [1.0, 1.1, 1.2]
+
+
+@pytest.mark.parametrize("aisles", [
+    (Aisle((0.0, 0.0), (12.0, 0.0), 3.0), Aisle((12.0, 1.0), (12.0, 9.0), 3.0)),
+    (Aisle((0.0, 0.0), (11.4, 0.0), 3.0), Aisle((12.0, 0.8), (12.0, 9.0), 3.0)),
+    (Aisle((0.0, 0.0), (12.0, 0.0), 2.0), Aisle((12.0, 1.0), (12.0, 9.0), 1.0)),
+], ids=["gap-along-stem", "gap-diagonal", "narrow-width-2"])
+def test_l_with_a_1m_gap_at_its_corner_is_joined_at_the_corner(aisles: tuple[Aisle, ...]
+                                                               ) -> None:
+    g = RouteGraph(aisles)
+    assert len(g.edges) == 2
+    assert _components(g) == 1
+    deg = _degrees(g)
+    assert sorted(deg.values()) == [1, 1, 2]
+    corner = next(n for n, d in deg.items() if d == 2)
+    assert g.nodes[corner] == pytest.approx((12.0, 0.0))  # where the centre lines meet
+
+
+def test_ends_further_apart_than_half_the_width_stay_apart() -> None:
+    g = RouteGraph((Aisle((0.0, 0.0), (12.0, 0.0), 3.0), Aisle((12.0, 2.0), (12.0, 9.0), 3.0)))
+    assert _components(g) == 2
+
+
+@pytest.mark.parametrize("stem_y", [-0.8, -1.9, 1.0, 0.3])
+def test_t_stem_past_or_short_of_the_main_aisle_meets_it_on_its_centre_line(stem_y: float
+                                                                            ) -> None:
+    g = RouteGraph((Aisle((0.0, 0.0), (20.0, 0.0), 4.0), Aisle((10.0, stem_y), (10.0, 15.0), 3.0)))
+    assert len(g.edges) == 3
+    assert min(e.length_m for e in g.edges) >= route_graph.NODE_MERGE_M
+    deg = _degrees(g)
+    assert sorted(deg.values()) == [1, 1, 1, 3]
+    hub = max(deg, key=lambda n: deg[n])
+    assert g.nodes[hub] == pytest.approx((10.0, 0.0), abs=1e-9)
+    # every edge starts and ends at its nodes: no stub hanging off below the main aisle
+    for e in g.edges:
+        assert (e.ax, e.ay) == pytest.approx(g.nodes[e.a], abs=1e-9)
+        assert (e.bx, e.by) == pytest.approx(g.nodes[e.b], abs=1e-9)
+    assert np.all(g.cy >= -1e-9)
+
+
+def test_a_stem_crossing_well_past_the_main_aisle_is_a_crossing() -> None:
+    g = RouteGraph((Aisle((0.0, 0.0), (20.0, 0.0), 4.0), Aisle((10.0, -3.0), (10.0, 15.0), 3.0)))
+    assert len(g.edges) == 4
+    assert sorted(round(e.length_m, 6) for e in g.edges) == [3.0, 10.0, 10.0, 15.0]
+
+
+def test_short_edges_are_contracted_into_one_node() -> None:
+    nodes = [(0.0, 0.0), (10.0, 0.0), (10.3, 0.0), (20.3, 0.0), (10.3, 8.0)]
+    E = route_graph.Edge
+    edges = [E(0, 1, 0.0, 0.0, 10.0, 0.0, 3.0), E(1, 2, 10.0, 0.0, 10.3, 0.0, 3.0),
+             E(2, 3, 10.3, 0.0, 20.3, 0.0, 3.0), E(2, 4, 10.3, 0.0, 10.3, 8.0, 3.0)]
+    out = route_graph._contract_short(edges, nodes)
+    assert len(out) == 3
+    assert min(e.length_m for e in out) > 5.0
+    assert len(nodes) == 4
+    deg: dict[int, int] = {}
+    for e in out:
+        deg[e.a] = deg.get(e.a, 0) + 1
+        deg[e.b] = deg.get(e.b, 0) + 1
+    assert sorted(deg.values()) == [1, 1, 1, 3]
+
+
+def test_a_dense_grid_of_aisles_has_every_crossing() -> None:
+    n = 30
+    aisles = tuple([Aisle((0.0, 5.0 * i + 2.0), (150.0, 5.0 * i + 2.0), 3.0) for i in range(n)]
+                   + [Aisle((5.0 * i + 2.0, 0.0), (5.0 * i + 2.0, 150.0), 3.0) for i in range(n)])
+    g = RouteGraph(aisles)
+    assert len(g.nodes) == n * n + 4 * n
+    assert len(g.edges) == 2 * n * (n + 1)
+    assert sorted(set(_degrees(g).values())) == [1, 4]
+
+
+def test_many_short_edges_get_one_cell_each_even_over_the_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # every edge keeps at least one cell: 10 x 10 aisles 5 m apart give 220 edges of <= 5 m,
+    # more than a budget of 100 cells, and each becomes a single cell as long as its edge
+    monkeypatch.setattr(route_graph, "MAX_ROUTE_CELLS", 100)
+    n = 10
+    aisles = tuple([Aisle((0.0, 5.0 * i + 2.0), (50.0, 5.0 * i + 2.0), 3.0) for i in range(n)]
+                   + [Aisle((5.0 * i + 2.0, 0.0), (5.0 * i + 2.0, 50.0), 3.0) for i in range(n)])
+    g = RouteGraph(aisles)
+    assert g.cell_m == pytest.approx(1000.0 / 100)
+    assert len(g.edges) == 2 * n * (n + 1)
+    assert g.n_cells == len(g.edges) > 100
+    np.testing.assert_array_equal(g.cell_edge, np.arange(len(g.edges)))
+    np.testing.assert_allclose(g.cell_len_m[:g.n_cells], [e.length_m for e in g.edges])
+    for k in (1, 3):
+        src, _, w = g.steps(k)
+        np.testing.assert_allclose(np.bincount(src, weights=w, minlength=g.n_states), 1.0,
+                                   atol=1e-12)
 
 
 @pytest.mark.parametrize("aisles", NETWORKS)
