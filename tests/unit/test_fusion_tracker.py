@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_agent.estimate import Estimate
-from edge_agent.fusion.tracker import Tracker
+from edge_agent.fusion.tracker import Tracker, TrackerParams
 from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
 from edge_agent.site import Site, site_from_dict
 
@@ -140,11 +140,14 @@ def test_estimates_stay_inside_the_site_bounds() -> None:
     assert all(0.0 <= e.x_m <= 60.0 and 0.0 <= e.y_m <= 80.0 for e in est if e.valid)
 
 
-def test_aisle_keeps_the_estimate_on_it() -> None:
+def test_aisle_prior_keeps_the_2d_estimate_on_it() -> None:
+    # the 2-D grids with the aisle prior (use_route=False): the route filter's cells all lie on
+    # the centre line, so only the 2-D path can leave the aisle
     rng = np.random.default_rng(2)
     obs = _standing(30.0, 21.0, 60, rng)
-    free = _run(Tracker(_site()), obs)
-    snapped = _run(Tracker(_site(aisles=True)), obs)
+    grid_only = TrackerParams(use_route=False)
+    free = _run(Tracker(_site(), grid_only), obs)
+    snapped = _run(Tracker(_site(aisles=True), grid_only), obs)
     assert abs(snapped[-1].y_m - 20.0) < abs(free[-1].y_m - 20.0) + 0.2
     assert abs(snapped[-1].y_m - 20.0) < 1.5 + 1.0  # inside the aisle, to one 2 m cell
 
