@@ -44,22 +44,17 @@ class RouteFilter:
         self.model = model
         self.n_speeds = max(2, round(MAX_SPEED_MPS / graph.cell_m) + 1)
         # The body pattern: mast and load shade the antenna from the front, so an emitter ahead
-        # reads body/2 dB low and one behind body/2 dB high; each directed state knows its
-        # heading, so the shift is a table per state and emitter.
-        self.body_shift_db: Array | None = None
-        if body_pattern_db > 0 and ex_m is not None and ey_m is not None:
-            cx = graph.cx[graph.state_cell]
-            cy = graph.cy[graph.state_cell]
-            bearing = np.arctan2(ey_m[None, :] - cy[:, None], ex_m[None, :] - cx[:, None])
-            self.body_shift_db = (-0.5 * body_pattern_db
-                                  * np.cos(bearing - graph.heading_rad[:, None]))
-        # The same by (emitter, cell) for the forward states only: a backward state heads the
-        # other way, so its shift is the forward one negated (cos(a - pi) = -cos(a)).
+        # reads body/2 dB low and one behind body/2 dB high. Each directed state knows its
+        # heading; the table is kept by (emitter, cell) for the forward states only: a backward
+        # state heads the other way, so its shift is the forward one negated (cos(a - pi) =
+        # -cos(a)), and one pass over the cells serves both directions.
         self._fwd_shift_t: Array | None = None
-        if self.body_shift_db is not None and np.array_equal(
-                graph.state_cell, np.tile(np.arange(graph.n_cells), 2)):
-            self._fwd_shift_t = np.ascontiguousarray(self.body_shift_db[:graph.n_cells].T,
-                                                      dtype=np.float32)
+        if body_pattern_db > 0 and ex_m is not None and ey_m is not None:
+            fwd = graph.heading_rad[:graph.n_cells]
+            bearing = np.arctan2(ey_m[:, None] - graph.cy[None, :],
+                                 ex_m[:, None] - graph.cx[None, :])
+            self._fwd_shift_t = np.ascontiguousarray(
+                -0.5 * body_pattern_db * np.cos(bearing - fwd[None, :]), dtype=np.float32)
         self.turn_p = turn_p
         self.escape_p = escape_p
         self.cue_mismatch = cue_mismatch
@@ -107,8 +102,12 @@ class RouteFilter:
             self._version += 1
 
     def update(self, loglik: Array, moving: bool | None) -> None:
-        """Weigh by a log-likelihood per directed state and the motion cue (None: no cue)."""
-        like = np.exp(loglik - loglik.max())
+        """Weigh by a log-likelihood per directed state and the motion cue (None: no cue). A
+        second whose likelihood is not finite everywhere (a NaN from bad input) is skipped."""
+        peak = float(loglik.max())
+        if not np.isfinite(peak) or not np.isfinite(loglik).all():
+            return
+        like = np.exp(loglik - peak)
         p = self.p * like[None, :]
         if moving is not None:  # the cue weighs down the speeds it contradicts
             p[0 if moving else slice(1, None)] *= self.cue_mismatch
@@ -122,17 +121,14 @@ class RouteFilter:
         self.started = True
 
     def rssi_loglik(self, idx: IntArray, z_dbm: Array, missed: IntArray) -> Array:
-        """Per directed state (the body pattern depends on the heading)."""
-        if self.body_shift_db is None:
+        """Per directed state (forward states, then backward: the body pattern depends on the
+        heading)."""
+        if self._fwd_shift_t is None:
             out: Array = self.model.rssi_loglik(slice(None), idx, z_dbm, missed)[
                 self.g.state_cell]
             return out
-        if self._fwd_shift_t is not None:
-            fwd, back = self.model.rssi_loglik_two_ways(idx, z_dbm, missed,
-                                                        self._fwd_shift_t[idx])
-            return np.concatenate([fwd, back])
-        return self.model.rssi_loglik(self.g.state_cell, idx, z_dbm, missed, None,
-                                      self.body_shift_db[:, idx])
+        fwd, back = self.model.rssi_loglik_two_ways(idx, z_dbm, missed, self._fwd_shift_t[idx])
+        return np.concatenate([fwd, back])
 
     def gnss_loglik(self, x_m: float, y_m: float, sigma_m: float) -> Array:
         """Per directed state."""
@@ -164,16 +160,19 @@ class RouteFilter:
         c = np.array([[float(pdx @ dx) + extent, sxy], [sxy, float((pc * dy) @ dy) + extent]])
         return mx, my, c
 
-    def mass_points(self, min_weight: float, max_points: int
+    def mass_points(self, cover: float, max_points: int
                     ) -> tuple[tuple[float, float, float], ...]:
-        """The cells holding at least min_weight of the probability (at most max_points of the
-        heaviest), renormalised: where the truck may be, for the heatmap's dwell."""
+        """The heaviest cells until `cover` of the probability is reached, renormalised: where
+        the truck may be, for the heatmap's dwell; empty when max_points cells do not reach it
+        (a broad posterior: the heatmap then spreads the mean and covariance)."""
         pc = self.cell_probabilities()
-        keep = np.flatnonzero(pc >= min_weight)
-        if keep.size > max_points:
-            keep = keep[np.argsort(pc[keep])[-max_points:]]
-        if keep.size == 0:
-            keep = np.array([int(np.argmax(pc))])
+        top = np.argpartition(pc, -max_points)[-max_points:] if pc.size > max_points \
+            else np.arange(pc.size)
+        top = top[np.argsort(pc[top])[::-1]]
+        reach = np.searchsorted(np.cumsum(pc[top]), cover * float(pc.sum()))
+        if reach >= top.size:
+            return ()
+        keep = top[:reach + 1]
         w = pc[keep] / pc[keep].sum()
         cx, cy = self._cx_out, self._cy_out
         return tuple((cx[i], cy[i], wi) for i, wi in zip(keep.tolist(), w.tolist(), strict=True))
@@ -181,6 +180,3 @@ class RouteFilter:
     def mean_speed_mps(self) -> float:
         """Expected speed (cells of about cell_m per second)."""
         return float(self.p.sum(axis=1) @ np.arange(self.n_speeds)) * self.g.cell_m
-
-    def moving_probability(self) -> float:
-        return float(1.0 - self.p[0].sum())

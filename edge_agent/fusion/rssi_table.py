@@ -24,7 +24,9 @@ INDOOR_GNSS_FIT_P = 0.3
 """Indoors a fix is mostly noise: 30 % of fixes within INDOOR_GNSS_SIGMA_M, the rest anywhere."""
 INDOOR_GNSS_SIGMA_M = 15.0
 MAX_OFFSET_DB = 10.0
-"""The tables never trust a learnt offset beyond this: a lost track must not corrupt them."""
+"""A radio more than 10 dB off its survey is a survey error to fix, not something to learn: the
+calibration is bounded by it and the tables never trust more (a lost track must not corrupt
+them)."""
 CHUNK_BYTES = 100_000
 """Temporaries of the two-way RSSI loglik stay below this: larger ones are mmapped afresh by the
 allocator each call, and the page faults cost more than the arithmetic."""

@@ -1,0 +1,80 @@
+"""Do the surveyed aisles cover where a truck can be? The route filter's precondition.
+
+The spec says a truck is on the aisles "except in open areas that the plan does not cover". The
+route filter can only place the truck on an aisle, so it is used only where the aisles reach
+every sizeable zone: share of each zone (sampled on a 2 m raster) within half an aisle's width +
+REACH_M of its centre line. The simulator's plants: hall 0.95-0.99, yard 0.82-0.89; the spec's
+example site (one 10 m aisle in a 100 m x 90 m plant): 0.02.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edge_agent.fusion.models import Array
+from edge_agent.site import Aisle, Site
+
+REACH_M = 5.0
+"""A place counts as covered within 5 m of an aisle's edge (a truck leaves the centre line to
+reach a rack face or a dock, and position errors are of this order anyway)."""
+SAMPLE_M = 2.0
+MAX_SAMPLES = 20_000
+"""A huge site is sampled more coarsely (zone tests are Python: 20 000 points take ~0.1 s)."""
+MIN_ZONE_COVERAGE = 0.5
+"""Each zone that matters must be at least half covered ..."""
+MIN_ZONE_SHARE = 0.15
+"""... where it matters = at least 15 % of the zoned area (an office or a plant room the plan
+lists but no truck enters does not count)."""
+
+
+def zone_coverage(site: Site) -> dict[str, tuple[float, int]]:
+    """Per zone (by name; the site's bounds as "(site)" without zones): the share near an aisle
+    and the number of raster samples it was measured on (its area in SAMPLE_M squares)."""
+    out: dict[str, tuple[float, int]] = {}
+    for name, (x, y) in _zone_samples(site).items():
+        if x.size == 0:
+            out[name] = (0.0, 0)
+            continue
+        d = np.full(x.shape, np.inf)
+        for a in site.aisles:
+            d = np.minimum(d, segment_distance_m(x, y, a) - a.width_m / 2.0)
+        out[name] = (round(float(np.mean(d <= REACH_M)), 3), int(x.size))
+    return out
+
+
+def aisles_cover_site(site: Site) -> tuple[bool, dict[str, float]]:
+    """Whether the route filter may be used, and the coverage per zone behind the decision."""
+    if not site.aisles:
+        return False, {}
+    cov = zone_coverage(site)
+    total = sum(n for _, n in cov.values()) or 1
+    ok = all(c >= MIN_ZONE_COVERAGE for c, n in cov.values() if n / total >= MIN_ZONE_SHARE)
+    return ok, {k: c for k, (c, _) in cov.items()}
+
+
+def segment_distance_m(x_m: Array, y_m: Array, a: Aisle) -> Array:
+    """Distance from points to the aisle's centre line (a segment)."""
+    (ax, ay), (bx, by) = a.start, a.end
+    dx, dy = bx - ax, by - ay
+    length2 = max(dx * dx + dy * dy, 1e-12)
+    t = np.clip(((x_m - ax) * dx + (y_m - ay) * dy) / length2, 0.0, 1.0)
+    out: Array = np.hypot(x_m - (ax + t * dx), y_m - (ay + t * dy))
+    return out
+
+
+def _zone_samples(site: Site) -> dict[str, tuple[Array, Array]]:
+    b = site.bounds
+    step = max(SAMPLE_M, math.sqrt((b.xmax - b.xmin) * (b.ymax - b.ymin) / MAX_SAMPLES))
+    gx, gy = np.meshgrid(np.arange(b.xmin + step / 2, b.xmax, step),
+                         np.arange(b.ymin + step / 2, b.ymax, step))
+    x, y = gx.ravel(), gy.ravel()
+    if not site.zones:
+        return {"(site)": (x, y)}
+    out: dict[str, tuple[Array, Array]] = {}
+    for z in site.zones:
+        inside = np.array([z.contains(float(px), float(py)) for px, py in zip(x, y, strict=True)],
+                          dtype=bool)
+        out[z.name] = (x[inside], y[inside])
+    return out
