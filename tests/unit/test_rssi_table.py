@@ -1,0 +1,78 @@
+"""CellRssiModel: the fast two-way RSSI log-likelihood (float32, chunked) against the generic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_agent.fusion import rssi_table
+from edge_agent.fusion.models import Array, IntArray
+from edge_agent.fusion.rssi_table import CellRssiModel
+
+
+def _model(rng: np.random.Generator, n_cells: int, k: int) -> CellRssiModel:
+    cx = rng.uniform(0.0, 80.0, n_cells)
+    cy = rng.uniform(0.0, 60.0, n_cells)
+    indoor = np.array(cy < 45.0, dtype=bool)
+    ex = rng.uniform(0.0, 80.0, k)
+    ey = rng.uniform(0.0, 60.0, k)
+    e_indoor = np.array(ey < 45.0, dtype=bool)
+    m = CellRssiModel(cx, cy, indoor, 1.0, 80.0 * 60.0, ex, ey, rng.uniform(1.0, 4.0, k),
+                      rng.uniform(-50.0, -35.0, k), rng.uniform(1.8, 3.2, k), e_indoor)
+    m.set_calibration(rng.normal(0.0, 6.0, k), 8.0, rng.uniform(2.0, 6.0, k),
+                      rng.normal(0.0, 0.2, k), -92.0, 4.0)
+    return m
+
+
+def _second(rng: np.random.Generator, m: CellRssiModel, n_heard: int
+            ) -> tuple[IntArray, Array, IntArray, Array]:
+    k = m.pred_dbm.shape[1]
+    order = rng.permutation(k).astype(np.intp)
+    idx, missed = order[:n_heard], np.sort(order[n_heard:])
+    # RSSI around one cell's prediction, with some residuals far beyond the robust clip
+    z = m.pred_dbm[int(rng.integers(m.cx.size)), idx] + rng.normal(0.0, 4.0, n_heard)
+    z[rng.random(n_heard) < 0.2] += 30.0
+    shift = rng.normal(0.0, 3.0, (n_heard, m.cx.size))  # heard emitter x cell
+    return idx, z, missed, shift
+
+
+@pytest.mark.parametrize(("seed", "n_cells", "k", "n_heard"),
+                         [(0, 300, 12, 8), (1, 2000, 40, 30), (2, 3000, 25, 25), (3, 500, 10, 1)])
+def test_two_ways_equals_the_generic_loglik_shifted_both_ways(seed: int, n_cells: int, k: int,
+                                                              n_heard: int) -> None:
+    rng = np.random.default_rng(seed)
+    m = _model(rng, n_cells, k)
+    # 2000 and 3000 cells: more heard emitters than one chunk holds, the chunked loop runs
+    chunks = -(-n_heard // max(1, rssi_table.CHUNK_BYTES // (4 * n_cells)))
+    assert chunks >= (3 if n_cells >= 2000 else 1)
+    for _ in range(3):
+        idx, z, missed, shift = _second(rng, m, n_heard)
+        fwd, back = m.rssi_loglik_two_ways(idx, z, missed, shift)
+        want_fwd = m.rssi_loglik(slice(None), idx, z, missed, None, shift.T)
+        want_back = m.rssi_loglik(slice(None), idx, z, missed, None, -shift.T)
+        np.testing.assert_allclose(fwd, want_fwd, rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(back, want_back, rtol=1e-6, atol=1e-4)
+        # the two directions really differ: a sign mix-up would not pass the checks above
+        assert np.max(np.abs(want_fwd - want_back)) > 1.0
+
+
+def test_two_ways_with_nothing_heard_is_the_misses_alone() -> None:
+    rng = np.random.default_rng(5)
+    m = _model(rng, 400, 9)
+    idx = np.zeros(0, dtype=np.intp)
+    missed = np.arange(9, dtype=np.intp)
+    fwd, back = m.rssi_loglik_two_ways(idx, np.zeros(0), missed, np.zeros((0, 400)))
+    want = m.rssi_loglik(slice(None), idx, np.zeros(0), missed)
+    np.testing.assert_allclose(fwd, want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(back, want, rtol=1e-9, atol=1e-9)
+    assert np.ptp(want) > 0.1  # misses say something about the place
+
+
+def test_generic_loglik_on_a_subset_of_cells_matches_the_full_one() -> None:
+    rng = np.random.default_rng(6)
+    m = _model(rng, 600, 15)
+    idx, z, missed, shift = _second(rng, m, 10)
+    cells = rng.choice(600, 50, replace=False).astype(np.intp)
+    full = m.rssi_loglik(slice(None), idx, z, missed, None, shift.T)
+    part = m.rssi_loglik(cells, idx, z, missed, None, shift.T[cells])
+    np.testing.assert_allclose(part, full[cells], rtol=1e-12)
