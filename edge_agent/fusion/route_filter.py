@@ -178,5 +178,7 @@ class RouteFilter:
         return tuple((cx[i], cy[i], wi) for i, wi in zip(keep.tolist(), w.tolist(), strict=True))
 
     def mean_speed_mps(self) -> float:
-        """Expected speed (cells of about cell_m per second)."""
-        return float(self.p.sum(axis=1) @ np.arange(self.n_speeds)) * self.g.cell_m
+        """Expected speed: speed bins are cells per second, and cells are as long as their edge
+        divided evenly (1.0-1.25 m with 1 m cells)."""
+        cells_per_s = np.arange(self.n_speeds, dtype=np.float64) @ self.p  # per state
+        return float(cells_per_s @ self.g.cell_len_m)
