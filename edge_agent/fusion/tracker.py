@@ -1,13 +1,17 @@
 """The tracker: Wi-Fi, BLE and GNSS observations in, one causal Estimate per whole second out.
 
-Frames are aggregated per emitter per 1 s epoch (mean RSSI and count). Each second:
+Frames are aggregated per emitter per 1 s epoch (mean RSSI and count). Where site.json's aisles
+cover the site, each second is one step of the route filter (route_filter.py: an HMM over speed
+bins x directed cells of the aisle graph) taking the RSSI likelihood, GNSS and the motion cue.
+Elsewhere (the 2-D mode), each second:
 - a coarse grid filter over the whole site (multi-hypothesis stage) takes the RSSI likelihood,
   non-detections and GNSS with heavy tails;
 - a finer grid around the predicted position turns this second's RSSI likelihood into one
   Gaussian position fix, the measurement of a constant-velocity EKF (x, y, vx, vy) that also takes
   gated GNSS fixes and freezes while the fast-fading cue says the truck stands;
-- a second filter learns one RSSI offset per surveyed emitter and the exterior wall's loss from
-  the residuals at the tracked position, and a search flags emitters that were moved.
+In both modes a second filter learns one RSSI offset per surveyed emitter, exponent corrections
+and the exterior wall's loss from the residuals at the tracked position, and a search flags
+emitters that were moved.
 Estimate t uses data in (-inf, t] and is returned once an observation later than t arrives.
 """
 
@@ -299,7 +303,7 @@ class Tracker:
         self._last_meas_t: float | None = None
         self._reset_count = 0
         self._far_from_grid_s = 0
-        self._grid_cal_due = 0.0
+        self._tables_due = 0.0
         self._epoch_idx = np.zeros(0, dtype=np.intp)
         self._epoch_z = np.zeros(0)
         self._epoch_missed = np.zeros(0, dtype=np.intp)
@@ -340,7 +344,7 @@ class Tracker:
         self.mode_reason = "GNSS far from every aisle"
         self._tracked_s = math.inf
         self._build_grids()
-        self._grid_cal_due = 0.0
+        self._tables_due = 0.0
         self.ekf = None
 
     @property
@@ -455,8 +459,8 @@ class Tracker:
         ekf = self.ekf
         if ekf is not None:
             self.grid.predict(p.grid_spread_m * dt)
-        if self._grid_cal_due <= t:
-            self._calibrate_grid()
+        if self._tables_due <= t:
+            self._calibrate_tables()
         missed = np.flatnonzero((cnt == 0) & self.monitor.usable)
         self._epoch_idx, self._epoch_z, self._epoch_missed = h_idx, z, missed
         if h_idx.size and (int(t) % COARSE_EVERY_S == 0 or ekf is None):
@@ -512,8 +516,8 @@ class Tracker:
         p = self.p
         route = self.route
         assert route is not None
-        if self._grid_cal_due <= t:
-            self._calibrate_grid()
+        if self._tables_due <= t:
+            self._calibrate_tables()
         missed = np.flatnonzero((cnt == 0) & self.monitor.usable)
         self._update_motion(dt, idx, z, fixes)
         self._count_gnss(route, fixes)
@@ -698,7 +702,7 @@ class Tracker:
         wall = np.where(self.indoor_emitter[idx] != indoor_rx, float(c[self.i_wall]), 0.0)
         if self.monitor.observe(t, idx, z - c[idx], wall, px, py, self.monitor_sigma_db[idx]):
             self.stats["emitters_moved"] = len(self.monitor.moved_keys())
-            self._grid_cal_due = 0.0  # rebuild the grids' tables without it
+            self._tables_due = 0.0  # rebuild the grids' tables without it
 
     def _refilter_as_moving(self, ekf: Ekf) -> None:
         """The motion cue needs a second or two to see motion start, during which the idle
@@ -743,9 +747,10 @@ class Tracker:
                     self.floor_dbm[kd] = -float(b)
                     break
 
-    def _calibrate_grid(self) -> None:
-        """Refresh the grids' tables with the current offsets and wall loss. Their RSSI noise
-        also covers offsets not yet learnt: a part common to each radio kind and the rest."""
+    def _calibrate_tables(self) -> None:
+        """Refresh the likelihood tables (the route filter's, or the grids') with the current
+        calibration. Their RSSI noise also covers offsets not yet learnt: a part common to each
+        radio kind and the rest."""
         p = self.p
         self._estimate_floors()
         self._cal_predict()
@@ -767,7 +772,7 @@ class Tracker:
             m.set_calibration(offsets, wall, sigma, dn, np.array(self.floor_dbm)[self.kind],
                               p.frame_sigma_db + MISS_EXTRA_SIGMA_DB,
                               common if p.profile_common_offset else None)
-        self._grid_cal_due = self._last_t + GRID_RECALIBRATE_S if self._last_t else 0.0
+        self._tables_due = self._last_t + GRID_RECALIBRATE_S if self._last_t else 0.0
 
     def _start(self, fixes: list[GnssFix]) -> Ekf:
         """First position: an outdoor GNSS fix if there is one (sharper than any grid cell),
