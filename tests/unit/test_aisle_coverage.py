@@ -1,0 +1,119 @@
+"""aisle_coverage: which sites the route filter may run on (the simulator's plants, the spec's
+example site, sites without zones, small zones without aisles, hall-only aisles)."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+
+import numpy as np
+import pytest
+
+from edge_agent.fusion.aisle_coverage import (
+    MIN_ZONE_COVERAGE,
+    aisles_cover_site,
+    segment_distance_m,
+    zone_coverage,
+)
+from edge_agent.site import Aisle, Site, site_from_dict
+
+firmware_sim = pytest.importorskip("firmware_sim")
+
+SPEC_EXAMPLE = {  # ../shared/spec/capture-bundle.md, "site.json"
+    "site": "plant-a",
+    "origin": {"lat": 47.4735, "lon": 6.8112, "alt": 340.0},
+    "bounds": {"xmin": 0, "ymin": 0, "xmax": 100, "ymax": 90},
+    "zones": [
+        {"name": "hall", "polygon": [[0, 0], [100, 0], [100, 60], [0, 60]], "indoor": True},
+        {"name": "yard", "polygon": [[0, 60], [100, 60], [100, 90], [0, 90]], "indoor": False},
+    ],
+    "aisles": [{"from": [10.0, 5.0], "to": [10.0, 15.0], "width_m": 3.5}],
+    "wifi_aps": [
+        {"bssid": "02:9e:34:71:25:60", "ssid": "plant-ops", "channel": 1,
+         "x": 12.5, "y": 11.6, "z": 6.0, "rssi_1m_dbm": -40.0, "path_loss_exponent": 2.5}],
+}
+
+
+@cache
+def _plant() -> Site:
+    site: Site = firmware_sim.simulate("indoor_shift", seed=0, duration_s=30).site
+    return site
+
+
+def _bare(zones: list[dict[str, object]], aisles: list[dict[str, object]],
+          xmax: float = 100.0, ymax: float = 60.0) -> Site:
+    return site_from_dict({"site": "t", "origin": {"lat": 47.0, "lon": 6.0},
+                           "bounds": {"xmin": 0, "ymin": 0, "xmax": xmax, "ymax": ymax},
+                           "zones": zones, "aisles": aisles})
+
+
+def _rect(name: str, x0: float, y0: float, x1: float, y1: float) -> dict[str, object]:
+    return {"name": name, "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}
+
+
+def test_simulator_plant_is_covered() -> None:
+    site = _plant()
+    ok, cov = aisles_cover_site(site)
+    assert ok
+    assert set(cov) == {"hall", "yard"}
+    assert cov["hall"] >= 0.9
+    assert cov["yard"] >= 0.8
+    # sampled on the 2 m raster: 100 m x 60 m hall, 100 m x 30 m yard
+    assert {k: n for k, (_, n) in zone_coverage(site).items()} == {"hall": 1500, "yard": 750}
+
+
+def test_spec_example_site_is_not_covered() -> None:
+    site = site_from_dict(SPEC_EXAMPLE)
+    ok, cov = aisles_cover_site(site)
+    assert not ok
+    # 10 m x 3.5 m aisle + 5 m reach: about 20 m x 13.5 m of a 6000 m^2 hall; nothing of the yard
+    assert 0.01 <= cov["hall"] <= 0.06
+    assert cov["yard"] == 0.0
+
+
+def test_site_without_zones_is_measured_as_one_zone() -> None:
+    # one 4 m aisle along y = 10 through a 40 m x 20 m site: samples at y = 1, 3, ..., 19 are
+    # covered when |y - 10| <= 2 + 5, i.e. 8 rows of 10
+    site = _bare([], [{"from": [0, 10], "to": [40, 10], "width_m": 4.0}], 40.0, 20.0)
+    ok, cov = aisles_cover_site(site)
+    assert cov == {"(site)": 0.8}
+    assert ok
+    narrow = _bare([], [{"from": [0, 10], "to": [40, 10], "width_m": 0.5}], 40.0, 20.0)
+    assert aisles_cover_site(narrow)[1] == {"(site)": 0.6}  # |y - 10| <= 5.25: 6 rows
+
+
+def test_small_zone_without_aisles_does_not_veto() -> None:
+    # an office of 40 m^2 (0.7 % of the zoned area) far from every aisle does not count ...
+    aisles = [{"from": [20, y], "to": [95, y], "width_m": 4.0} for y in (5, 15, 25, 35, 45)]
+    site = _bare([_rect("hall", 0, 0, 100, 60), _rect("office", 0, 56, 10, 60)], aisles)
+    ok, cov = aisles_cover_site(site)
+    assert cov["office"] == 0.0
+    assert cov["hall"] >= MIN_ZONE_COVERAGE
+    assert ok
+    # ... a zone of 20 % of the zoned area without aisles near it vetoes
+    site2 = _bare([_rect("hall", 0, 0, 100, 40), _rect("office", 0, 45, 100, 60)],
+                  [a for a in aisles if a["from"][1] < 40])  # type: ignore[index]
+    ok2, cov2 = aisles_cover_site(site2)
+    assert cov2["hall"] >= MIN_ZONE_COVERAGE
+    assert cov2["office"] < MIN_ZONE_COVERAGE
+    assert not ok2
+
+
+def test_hall_only_aisles_do_not_cover_the_yard() -> None:
+    site = _plant()
+    hall = tuple(a for a in site.aisles if max(a.start[1], a.end[1]) <= 60.0)
+    assert 0 < len(hall) < len(site.aisles)
+    ok, cov = aisles_cover_site(dataclasses.replace(site, aisles=hall))
+    assert not ok
+    assert cov["hall"] >= 0.9
+    assert cov["yard"] < MIN_ZONE_COVERAGE
+
+
+def test_no_aisles_means_no_route_mode() -> None:
+    assert aisles_cover_site(dataclasses.replace(_plant(), aisles=())) == (False, {})
+
+
+def test_segment_distance_is_to_the_segment_not_the_line() -> None:
+    a = Aisle((0.0, 0.0), (10.0, 0.0), 2.0)
+    d = segment_distance_m(np.array([5.0, -3.0, 13.0, 10.0]), np.array([4.0, 0.0, 4.0, 0.0]), a)
+    assert np.allclose(d, [4.0, 3.0, 5.0, 0.0])
