@@ -39,6 +39,9 @@ FAKE_YARD_AISLES = (
 """A yard network that covers the yard by the raster rule but lies away from the yard road
 (y = 70, x 10-95) and from the parking spot at (45, 84) where yard_trips seed 0 stands ~95 s."""
 YARD_SEED = 0  # yard_trips seed 0: out through door x=85 at 172 s, spot (45, 84), back at 327 s
+SCATTERED_SEED = 2
+"""yard_trips seed 2, 600 s, with the fake yard aisles: 50 confident outdoor fixes far from them,
+at most 21 in a row (the truck stands at spots near them in between)."""
 
 
 def _truth(run: object) -> Truth:
@@ -179,3 +182,12 @@ def test_a_truck_that_stays_on_the_aisles_never_leaves_them() -> None:
     yard = [e for e in est if float(truth.at(np.array([e.t]))[1][0]) > HALL_DEPTH_M + 5.0]
     assert len(yard) >= 60  # it did drive in the yard
     assert _rmse(yard, truth) < 3.0  # measured 0.85 m
+
+
+def test_far_fixes_that_are_not_in_a_row_do_not_leave_the_aisles() -> None:
+    run = firmware_sim.simulate("yard_trips", seed=SCATTERED_SEED, duration_s=600)
+    site: Site = run.site
+    hall = tuple(a for a in site.aisles if max(a.start[1], a.end[1]) <= HALL_DEPTH_M)
+    fake_site = dataclasses.replace(site, aisles=hall + FAKE_YARD_AISLES)
+    _, tr, modes = _track(fake_site, run)
+    assert set(modes) == {"route"} and tr.stats["left_aisles"] == 0
