@@ -451,9 +451,9 @@ class Tracker:
         self._cal_dt += dt
         if self.route is not None:
             est = self._close_route_epoch(float(t), dt, h_idx, z, ncount, cnt, fixes)
-            if self._off_aisle_fixes < OFF_AISLE_FIXES:
-                return est
-            self._leave_aisles()  # this second's estimate stands; the next is 2-D
+            if self._off_aisle_fixes >= OFF_AISLE_FIXES:
+                self._leave_aisles()  # this second's estimate stands; the next is 2-D
+            return est
 
         # multi-hypothesis stage
         ekf = self.ekf
