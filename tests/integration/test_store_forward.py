@@ -24,6 +24,9 @@ from edge_agent.heatmap.codec import decode_window
 from edge_agent.heatmap.window import Window, window_id
 from edge_agent.publish.forward import OutboxForwarder
 
+MOSQUITTO_MAX_INFLIGHT = 20
+"""mosquitto's max_inflight_messages default: QoS 1 messages sent to one client before its acks."""
+
 pytestmark = [pytest.mark.mosquitto, pytest.mark.broker(secure=True, persistence=True)]
 SITE, AGENT = "plant-a", "fl-01"
 T0 = 1_700_000_000.0
@@ -75,8 +78,11 @@ def test_broker_down_then_back_every_window_arrives_once_per_id(broker: Broker,
         assert dash.wait_for(lambda m: set(ids_of(m)) >= all_ids)
         got = ids_of(dash.snapshot())
     assert set(got) == all_ids
-    # At-least-once: a window in flight when the broker died may arrive twice, same id.
-    assert sum(got.values()) - len(got) <= fwd.max_inflight
+    # At-least-once: a window in flight when the broker died may arrive twice, same id: sent
+    # again by the forwarder (at most its in-flight window) and redelivered by the persistent
+    # broker to the subscriber whose PUBACKs it had not seen (at most mosquitto's per-client
+    # in-flight window). Measured once: 22 duplicates, all of the first batch.
+    assert sum(got.values()) - len(got) <= fwd.max_inflight + MOSQUITTO_MAX_INFLIGHT
     with Outbox(db) as box:
         assert box.counts()["heatmap"] == {"pending": 0, "acked": 60, "rejected": 0}
 
