@@ -22,25 +22,30 @@ reach a rack face or a dock, and position errors are of this order anyway)."""
 SAMPLE_M = 2.0
 MAX_SAMPLES = 20_000
 """A huge site is sampled more coarsely (zone tests are Python: 20 000 points take ~0.1 s)."""
-MIN_ZONE_COVERAGE = 0.5
-"""Each zone that matters must be at least half covered ..."""
+MIN_INDOOR_COVERAGE = 0.75
+MIN_OUTDOOR_COVERAGE = 0.5
+"""Each zone that matters must be this much covered: three quarters indoors, where nothing would
+notice a truck driving an open area the plan leaves out; half outdoors, where confident GNSS far
+from every aisle switches the tracker to 2-D (tracker.py, `left_aisles`) ..."""
 MIN_ZONE_SHARE = 0.15
 """... where it matters = at least 15 % of the zoned area (an office or a plant room the plan
 lists but no truck enters does not count)."""
 
 
-def zone_coverage(site: Site) -> dict[str, tuple[float, int]]:
-    """Per zone (by name; the site's bounds as "(site)" without zones): the share near an aisle
-    and the number of raster samples it was measured on (its area in SAMPLE_M squares)."""
-    out: dict[str, tuple[float, int]] = {}
+def zone_coverage(site: Site) -> dict[str, tuple[float, int, bool]]:
+    """Per zone (by name; the site's bounds as "(site)" without zones): the share near an aisle,
+    the number of raster samples it was measured on (its area in SAMPLE_M squares), indoor."""
+    out: dict[str, tuple[float, int, bool]] = {}
+    indoor = {z.name: z.indoor for z in site.zones}
     for name, (x, y) in _zone_samples(site).items():
         if x.size == 0:
-            out[name] = (0.0, 0)
+            out[name] = (0.0, 0, indoor.get(name, False))
             continue
         d = np.full(x.shape, np.inf)
         for a in site.aisles:
             d = np.minimum(d, segment_distance_m(x, y, a) - a.width_m / 2.0)
-        out[name] = (round(float(np.mean(d <= REACH_M)), 3), int(x.size))
+        out[name] = (round(float(np.mean(d <= REACH_M)), 3), int(x.size),
+                     indoor.get(name, False))
     return out
 
 
@@ -49,9 +54,10 @@ def aisles_cover_site(site: Site) -> tuple[bool, dict[str, float]]:
     if not site.aisles:
         return False, {}
     cov = zone_coverage(site)
-    total = sum(n for _, n in cov.values()) or 1
-    ok = all(c >= MIN_ZONE_COVERAGE for c, n in cov.values() if n / total >= MIN_ZONE_SHARE)
-    return ok, {k: c for k, (c, _) in cov.items()}
+    total = sum(n for _, n, _ in cov.values()) or 1
+    ok = all(c >= (MIN_INDOOR_COVERAGE if indoor else MIN_OUTDOOR_COVERAGE)
+             for c, n, indoor in cov.values() if n / total >= MIN_ZONE_SHARE)
+    return ok, {k: c for k, (c, _, _) in cov.items()}
 
 
 def segment_distance_m(x_m: Array, y_m: Array, a: Aisle) -> Array:

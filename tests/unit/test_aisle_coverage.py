@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edge_agent.fusion.aisle_coverage import (
-    MIN_ZONE_COVERAGE,
+    MIN_INDOOR_COVERAGE,
+    MIN_OUTDOOR_COVERAGE,
     aisles_cover_site,
     segment_distance_m,
     zone_coverage,
@@ -59,7 +60,8 @@ def test_simulator_plant_is_covered() -> None:
     assert cov["hall"] >= 0.9
     assert cov["yard"] >= 0.8
     # sampled on the 2 m raster: 100 m x 60 m hall, 100 m x 30 m yard
-    assert {k: n for k, (_, n) in zone_coverage(site).items()} == {"hall": 1500, "yard": 750}
+    assert {k: (n, indoor) for k, (_, n, indoor) in zone_coverage(site).items()} == {
+        "hall": (1500, True), "yard": (750, False)}
 
 
 def test_spec_example_site_is_not_covered() -> None:
@@ -84,18 +86,18 @@ def test_site_without_zones_is_measured_as_one_zone() -> None:
 
 def test_small_zone_without_aisles_does_not_veto() -> None:
     # an office of 40 m^2 (0.7 % of the zoned area) far from every aisle does not count ...
-    aisles = [{"from": [20, y], "to": [95, y], "width_m": 4.0} for y in (5, 15, 25, 35, 45)]
+    aisles = [{"from": [10, y], "to": [95, y], "width_m": 4.0} for y in (5, 15, 25, 35, 45)]
     site = _bare([_rect("hall", 0, 0, 100, 60), _rect("office", 0, 56, 10, 60)], aisles)
     ok, cov = aisles_cover_site(site)
     assert cov["office"] == 0.0
-    assert cov["hall"] >= MIN_ZONE_COVERAGE
+    assert cov["hall"] >= MIN_INDOOR_COVERAGE  # zones are indoor unless site.json says not
     assert ok
     # ... a zone of 20 % of the zoned area without aisles near it vetoes
     site2 = _bare([_rect("hall", 0, 0, 100, 40), _rect("office", 0, 45, 100, 60)],
                   [a for a in aisles if a["from"][1] < 40])  # type: ignore[index]
     ok2, cov2 = aisles_cover_site(site2)
-    assert cov2["hall"] >= MIN_ZONE_COVERAGE
-    assert cov2["office"] < MIN_ZONE_COVERAGE
+    assert cov2["hall"] >= MIN_INDOOR_COVERAGE
+    assert cov2["office"] < MIN_INDOOR_COVERAGE
     assert not ok2
 
 
@@ -106,7 +108,20 @@ def test_hall_only_aisles_do_not_cover_the_yard() -> None:
     ok, cov = aisles_cover_site(dataclasses.replace(site, aisles=hall))
     assert not ok
     assert cov["hall"] >= 0.9
-    assert cov["yard"] < MIN_ZONE_COVERAGE
+    assert cov["yard"] < MIN_OUTDOOR_COVERAGE
+
+
+def test_indoor_zones_need_more_coverage_than_outdoor_ones() -> None:
+    # one 4 m aisle along y = 10 through a 40 m x 20 m zone: 80 % covered (see above); with
+    # aisles at y = 10 only over half the length, 40 % + the reach around its end
+    aisles = [{"from": [0, 10], "to": [40, 10], "width_m": 4.0}]
+    short = [{"from": [0, 10], "to": [26, 10], "width_m": 4.0}]
+    for indoor in (True, False):
+        zone = {**_rect("z", 0, 0, 40, 20), "indoor": indoor}
+        assert aisles_cover_site(_bare([zone], aisles, 40.0, 20.0))[0]
+        ok, cov = aisles_cover_site(_bare([zone], short, 40.0, 20.0))
+        assert MIN_OUTDOOR_COVERAGE <= cov["z"] < MIN_INDOOR_COVERAGE
+        assert ok is not indoor
 
 
 def test_no_aisles_means_no_route_mode() -> None:

@@ -34,9 +34,9 @@ def _site(aisles: bool = False) -> Site:
     }
     if aisles:
         # one aisle, and one zone it covers (the tracker ignores aisles that leave a sizeable
-        # zone uncovered, see aisle_coverage.py: here 51 % of the zone is near the aisle)
+        # zone uncovered, see aisle_coverage.py: here all of the zone is near the aisle)
         d["aisles"] = [{"from": [10.0, 20.0], "to": [50.0, 20.0], "width_m": 3.0}]
-        d["zones"] = [{"name": "hall", "polygon": [[0, 10], [60, 10], [60, 30], [0, 30]],
+        d["zones"] = [{"name": "hall", "polygon": [[5, 14], [55, 14], [55, 26], [5, 26]],
                        "indoor": True}]
     return site_from_dict(d)
 
