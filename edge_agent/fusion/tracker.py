@@ -39,7 +39,14 @@ from edge_agent.fusion.models import (
     rssi_gradient,
 )
 from edge_agent.fusion.motion import MotionDetector
-from edge_agent.fusion.route_filter import RouteFilter
+from edge_agent.fusion.route_filter import (
+    CUE_MISMATCH,
+    ESCAPE_P,
+    SPEED_KEEP_P,
+    START_P,
+    TURN_P,
+    RouteFilter,
+)
 from edge_agent.fusion.route_graph import RouteGraph
 from edge_agent.fusion.rssi_table import MAX_OFFSET_DB, CellRssiModel
 from edge_agent.observations import BleObs, GnssFix, GnssNoFix, Observation, WifiObs
@@ -61,7 +68,8 @@ class TrackerParams:
     offset_prior_db: float = 5.0  # each radio differs from the survey by several dB ...
     offset_common_db: float = 8.0  # ... and all of one kind may sit off together (receiver)
     fix_window_m: float = 12.0  # the RSSI fix is read from the likelihood within this radius
-    profile_common_offset: bool = False  # grid: profile out a common offset per radio kind
+    profile_common_offset: bool = False  # 2-D grids only: profile out a common offset per radio
+    # kind (the route filter does not: in route mode this only changes the tables' noise)
     learn_offsets_moving_only: bool = True  # standing still, offsets and place are confounded
     shadow_corr_m: float = 5.0  # shadowing decorrelates over about this distance ...
     shadow_max_corr_s: float = 20.0  # ... and standing still, count a second as 1/20 of one
@@ -98,11 +106,11 @@ class TrackerParams:
     temper_coarse: bool = True  # standing, the coarse grid discounts repeated shadowing
     use_route: bool = True  # where site.json gives aisles, track along them (route_filter.py)
     route_cell_m: float = 1.0  # cell length along the aisles (speed bins are 1 cell/s)
-    route_keep_p: float = 0.6  # a moving truck keeps its speed bin for the next second
-    route_start_p: float = 0.1  # a standing truck starts off within a second
-    route_turn_p: float = 0.05  # ... or turns round
-    route_escape_p: float = 1e-4  # mass spread evenly each second (a lost track is found)
-    route_cue_mismatch: float = 0.15  # motion cue's likelihood ratio against the other state
+    route_keep_p: float = SPEED_KEEP_P  # the route filter's motion model (route_filter.py)
+    route_start_p: float = START_P
+    route_turn_p: float = TURN_P
+    route_escape_p: float = ESCAPE_P
+    route_cue_mismatch: float = CUE_MISMATCH
     route_shadow_corr_m: float = 2.5  # the route filter's shadowing length: 5 -> 2.5 m took
     # mean hall RMSE (4 scenarios x 2 seeds x 20 min) 8.16 -> 7.75 m; 1.5 / 1 m: 7.79 / 7.82
     route_learn_every_s: int = 2  # offsets learnt every other driving second: half the cost,
