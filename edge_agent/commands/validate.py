@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_agent.config import check_permissions, load_config
 from edge_agent.errors import ConfigError, InputError
+from edge_agent.fusion.aisle_coverage import aisles_cover_site
 from edge_agent.site import Site, load_site
 
 
@@ -37,7 +38,20 @@ def site_warnings(site: Site) -> list[str]:
         out.append(f"ble_beacons: {d} is listed more than once")
     if not site.wifi_aps and not site.ble_beacons:
         out.append("no wifi_aps and no ble_beacons: only GNSS can position the agent")
+    if site.aisles:
+        covered, cov = aisles_cover_site(site)
+        if not covered:
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in cov.items())
+            out.append(f"aisles: they leave a zone uncovered (near an aisle: {shares}); the agent "
+                       "tracks in 2-D, without the aisle filter (docs/fusion.md, Two modes)")
     return out
+
+
+def _aisles_line(site: Site) -> str:
+    if not site.aisles:
+        return "no aisles: 2-D tracking"
+    covered, _ = aisles_cover_site(site)
+    return f"{len(site.aisles)} aisles: {'aisle filter' if covered else '2-D tracking'}"
 
 
 def validate_file(path: Path) -> tuple[str, list[str]]:
@@ -60,7 +74,8 @@ def validate_file(path: Path) -> tuple[str, list[str]]:
         raise InputError(path, "cannot tell the kind: name it *.json (site) or *.toml (config)")
     site = load_site(path)
     return (f"{path}: ok (site {site.site}, {len(site.wifi_aps)} APs, "
-            f"{len(site.ble_beacons)} beacons, {len(site.zones)} zones)", site_warnings(site))
+            f"{len(site.ble_beacons)} beacons, {len(site.zones)} zones, {_aisles_line(site)})",
+            site_warnings(site))
 
 
 def run(args: argparse.Namespace) -> int:

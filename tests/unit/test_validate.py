@@ -68,3 +68,28 @@ def test_config_with_unknown_key_and_missing_site(tmp_path: Path,
     cfg.write_text('[agent]\nid = "fl-01"\nsite_file = "nope.json"\n')
     assert main(["validate", str(cfg)]) == 2
     assert "nope.json" in capsys.readouterr().err
+
+
+def test_aisles_that_leave_a_zone_uncovered_are_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the spec's example: one 10 m aisle in a 100 m x 90 m plant
+    s = json.loads(json.dumps(SITE))
+    s["zones"] = [{"name": "hall", "polygon": [[0, 0], [100, 0], [100, 60], [0, 60]],
+                   "indoor": True},
+                  {"name": "yard", "polygon": [[0, 60], [100, 60], [100, 90], [0, 90]],
+                   "indoor": False}]
+    s["aisles"] = [{"from": [10.0, 5.0], "to": [10.0, 15.0], "width_m": 3.5}]
+    p = tmp_path / "site.json"
+    p.write_text(json.dumps(s))
+    assert main(["validate", str(p)]) == 0
+    out = capsys.readouterr()
+    assert "1 aisles: 2-D tracking" in out.out
+    assert "aisles: they leave a zone uncovered (near an aisle: hall 4%, yard 0%)" in out.err
+    # aisles every 10 m across both zones: the aisle filter, no warning
+    s["aisles"] = [{"from": [5.0, y], "to": [95.0, y], "width_m": 3.0}
+                   for y in range(5, 90, 10)]
+    p.write_text(json.dumps(s))
+    assert main(["validate", str(p)]) == 0
+    out = capsys.readouterr()
+    assert "9 aisles: aisle filter" in out.out
+    assert "aisles:" not in out.err
