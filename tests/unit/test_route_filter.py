@@ -5,35 +5,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from support.route import CROSS, peak_loglik, route_filter
 
-from edge_agent.fusion.models import Array
-from edge_agent.fusion.route_filter import RouteFilter
-from edge_agent.fusion.route_graph import RouteGraph
-from edge_agent.fusion.rssi_table import CellRssiModel
 from edge_agent.site import Aisle
 
 STRAIGHT = (Aisle((0.0, 0.0), (60.0, 0.0), 3.0),)
-CROSS = (Aisle((0.0, 20.0), (40.0, 20.0), 3.0), Aisle((20.0, 0.0), (20.0, 40.0), 3.0))
 T_NORTH = (Aisle((0.0, 20.0), (40.0, 20.0), 3.0), Aisle((20.0, 20.0), (20.0, 40.0), 3.0))
 
 
-def _filter(aisles: tuple[Aisle, ...]) -> RouteFilter:
-    g = RouteGraph(aisles, 1.0)
-    one = np.ones(1)
-    model = CellRssiModel(g.cx, g.cy, np.ones(g.n_cells, dtype=bool), g.cell_m, 3600.0,
-                          np.array([5.0]), np.array([5.0]), np.array([2.0]), -40.0 * one,
-                          2.5 * one, one.astype(bool))
-    return RouteFilter(g, model)
-
-
-def _peak(f: RouteFilter, x_m: float, y_m: float, sigma_m: float = 1.0) -> Array:
-    d = f.g.cell_distance_m(x_m, y_m)[f.g.state_cell]
-    out: Array = -0.5 * (d / sigma_m) ** 2
-    return out
-
-
 def test_mass_stays_normalised() -> None:
-    f = _filter(CROSS)
+    f = route_filter(CROSS)
     rng = np.random.default_rng(1)
     for _ in range(20):
         f.predict(1.0)
@@ -46,9 +27,9 @@ def test_mass_stays_normalised() -> None:
 def test_standing_truck_without_measurements_does_not_move() -> None:
     # 3 m east of a T-junction whose only other ways are west and north: mass leaking through
     # the junction would pull the mean west and north
-    f = _filter(T_NORTH)
+    f = route_filter(T_NORTH)
     for _ in range(5):
-        f.update(_peak(f, 23.0, 20.0), False)
+        f.update(peak_loglik(f, 23.0, 20.0), False)
         f.predict(1.0)
     x0, y0, _ = f.mean_cov()
     assert abs(x0 - 23.0) < 0.5 and abs(y0 - 20.0) < 0.5
@@ -62,21 +43,21 @@ def test_standing_truck_without_measurements_does_not_move() -> None:
 
 
 def test_peaked_likelihood_pulls_the_mean_there() -> None:
-    f = _filter(CROSS)
-    f.update(_peak(f, 33.0, 20.0), None)
+    f = route_filter(CROSS)
+    f.update(peak_loglik(f, 33.0, 20.0), None)
     x, y, c = f.mean_cov()
     assert abs(x - 33.0) < 1.0 and abs(y - 20.0) < 0.5
     assert np.trace(c) < 4.0
 
 
 def test_follows_a_truck_at_two_cells_per_second() -> None:
-    f = _filter(STRAIGHT)
+    f = route_filter(STRAIGHT)
     errs = []
     for t in range(25):
         if t:
             f.predict(1.0)
         truth_x = 5.5 + 2.0 * t
-        f.update(_peak(f, truth_x, 0.0, 2.0), True)
+        f.update(peak_loglik(f, truth_x, 0.0, 2.0), True)
         x, _, _ = f.mean_cov()
         errs.append(x - truth_x)
     assert abs(f.mean_speed_mps() - 2.0) < 0.4
@@ -84,7 +65,7 @@ def test_follows_a_truck_at_two_cells_per_second() -> None:
 
 
 def test_mass_at_a_junction_splits_into_three_ways_out() -> None:
-    f = _filter(CROSS)
+    f = route_filter(CROSS)
     # a truck heading east at 2 cells/s, 4 m before the junction
     s = np.where((np.cos(f.g.heading_rad) > 0.5)
                  & (np.abs(f.g.cx[f.g.state_cell] - 16.5) < 1e-9))[0]
@@ -106,14 +87,14 @@ def test_mass_at_a_junction_splits_into_three_ways_out() -> None:
 
 def test_follows_a_truck_turning_at_a_junction() -> None:
     # east along y = 20 at 1.5 m/s, then north at the junction: the mass must take the turn
-    f = _filter(T_NORTH)
+    f = route_filter(T_NORTH)
     truth = [(5.0 + 1.5 * t, 20.0) for t in range(11)]
     truth += [(20.0, 20.0 + 1.5 * t) for t in range(1, 13)]
     errs = []
     for t, (tx, ty) in enumerate(truth):
         if t:
             f.predict(1.0)
-        f.update(_peak(f, tx, ty, 3.0), True)
+        f.update(peak_loglik(f, tx, ty, 3.0), True)
         x, y, _ = f.mean_cov()
         errs.append(math.hypot(x - tx, y - ty))
     assert max(errs) < 1.5  # no lag at the turn (a stem not joined to the aisle: 7.5 m)

@@ -5,35 +5,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.route import CROSS, peak_loglik, route_filter
 
 from edge_agent.estimate import Estimate
 from edge_agent.fusion.route_filter import RouteFilter
-from edge_agent.fusion.route_graph import RouteGraph
-from edge_agent.fusion.rssi_table import CellRssiModel
 from edge_agent.heatmap.accumulator import WindowAccumulator
 from edge_agent.heatmap.window import Window
-from edge_agent.site import Aisle, Site, site_from_dict
+from edge_agent.site import Site, site_from_dict
 
 T0 = 1_794_999_600.0  # a multiple of 60
-CROSS = (Aisle((0.0, 20.0), (40.0, 20.0), 3.0), Aisle((20.0, 0.0), (20.0, 40.0), 3.0))
-
-
-def _filter(aisles: tuple[Aisle, ...]) -> RouteFilter:
-    g = RouteGraph(aisles, 1.0)
-    one = np.ones(1)
-    model = CellRssiModel(g.cx, g.cy, np.ones(g.n_cells, dtype=bool), g.cell_m, 3600.0,
-                          np.array([5.0]), np.array([5.0]), np.array([2.0]), -40.0 * one,
-                          2.5 * one, one.astype(bool))
-    return RouteFilter(g, model)
 
 
 def _peaked(f: RouteFilter, x_m: float, y_m: float, sigma_m: float) -> None:
-    d = f.g.cell_distance_m(x_m, y_m)[f.g.state_cell]
-    f.update(-0.5 * (d / sigma_m) ** 2, None)
+    f.update(peak_loglik(f, x_m, y_m, sigma_m), None)
 
 
 def test_peaked_distribution_gives_few_points_covering_most_of_it() -> None:
-    f = _filter(CROSS)
+    f = route_filter(CROSS)
     _peaked(f, 30.0, 20.0, 1.0)
     pts = f.mass_points(0.9, 64)
     assert 1 <= len(pts) <= 6
@@ -52,7 +40,7 @@ def test_peaked_distribution_gives_few_points_covering_most_of_it() -> None:
 
 
 def test_two_peaks_give_points_on_both_aisles_in_proportion() -> None:
-    f = _filter(CROSS)
+    f = route_filter(CROSS)
     d1 = f.g.cell_distance_m(5.0, 20.0)[f.g.state_cell]
     d2 = f.g.cell_distance_m(20.0, 35.0)[f.g.state_cell]
     like = 0.75 * np.exp(-0.5 * (d1 / 0.7) ** 2) + 0.25 * np.exp(-0.5 * (d2 / 0.7) ** 2)
@@ -66,7 +54,7 @@ def test_two_peaks_give_points_on_both_aisles_in_proportion() -> None:
 
 
 def test_flat_distribution_gives_no_points() -> None:
-    f = _filter(CROSS)  # uniform over ~80 cells: 64 of them hold ~80 % < 90 %
+    f = route_filter(CROSS)  # uniform over ~80 cells: 64 of them hold ~80 % < 90 %
     assert f.g.n_cells > 64 / 0.9
     assert f.mass_points(0.9, 64) == ()
     # ... but a budget of every cell reaches any cover short of all of it
@@ -74,7 +62,7 @@ def test_flat_distribution_gives_no_points() -> None:
 
 
 def test_broad_distribution_gives_no_points_with_a_small_budget() -> None:
-    f = _filter(CROSS)
+    f = route_filter(CROSS)
     _peaked(f, 30.0, 20.0, 1.0)
     assert f.mass_points(0.9, 1) == ()  # one cell does not hold 90 % of a 1 m sigma
     assert f.mass_points(0.3, 1) != ()
