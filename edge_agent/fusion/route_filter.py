@@ -29,6 +29,10 @@ ESCAPE_P = 1e-4
 """Mass spread evenly over all states each second: the filter can always find a lost truck."""
 MAX_STEPS_PER_PREDICT = 30
 """A gap longer than this many seconds moves the mass no further (it is spread enough by then)."""
+GAP_HOP_M = 5.0
+GAP_HOP_P = 0.1
+"""Where two aisles' cells lie within 5 m without their edges meeting (a drawing gap), a tenth
+of the mass there crosses each second (a truck drives across; the plan just does not say)."""
 CUE_MISMATCH = 0.15
 """Likelihood ratio of the motion cue (frame-to-frame fading) against the speed it contradicts."""
 
@@ -74,6 +78,11 @@ class RouteFilter:
         self._move_src = np.concatenate([k * n + self._moves[k][0] for k in range(1, v)])
         self._move_dst = np.concatenate([k * n + self._moves[k][1] for k in range(1, v)])
         self._move_w = np.concatenate([self._moves[k][2] for k in range(1, v)])
+        hs, hd, hw = graph.gap_hops(GAP_HOP_M)
+        self._hop_src = np.concatenate([k * n + hs for k in range(v)])
+        self._hop_dst = np.concatenate([k * n + hd for k in range(v)])
+        self._hop_w = np.tile(hw, v)
+        self._hop_from = np.unique(self._hop_src)
         # per cell, its centre rounded as mass_points hands it out (Python floats, built once)
         self._cx_out = [round(float(x), 2) for x in graph.cx]
         self._cy_out = [round(float(y), 2) for y in graph.cy]
@@ -92,9 +101,14 @@ class RouteFilter:
         n = self.g.n_states
         for _ in range(max(0, min(round(dt_s), MAX_STEPS_PER_PREDICT))):
             p = self.speed_t.T @ self.p
-            moved = np.bincount(self._move_dst, weights=p.reshape(-1)[self._move_src]
-                                * self._move_w, minlength=p.size)
+            moved = np.asarray(np.bincount(self._move_dst, weights=p.reshape(-1)[self._move_src]
+                                           * self._move_w, minlength=p.size), dtype=np.float64)
             moved[:n] = (1.0 - self.turn_p) * p[0] + self.turn_p * p[0][self.g.reverse]
+            if self._hop_src.size:
+                hop = np.bincount(self._hop_dst, weights=moved[self._hop_src] * self._hop_w,
+                                  minlength=moved.size)
+                moved[self._hop_from] *= 1.0 - GAP_HOP_P
+                moved += GAP_HOP_P * hop
             p = moved.reshape(p.shape)
             p *= 1.0 - self.escape_p
             p += self.escape_p / p.size

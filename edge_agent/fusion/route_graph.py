@@ -122,6 +122,36 @@ class RouteGraph:
         return (np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp),
                 np.array(w, dtype=np.float64))
 
+    def gap_hops(self, radius_m: float) -> tuple[IntArray, IntArray, Array]:
+        """Hops between cells of edges that do not meet (no common junction) yet lie within
+        radius_m of each other: gaps the drawing left between aisles that meet on the floor.
+        (src state, dst state, weight), weights of each src summing to 1; empty for a plan
+        whose aisles all meet. Each cell hops to the other cells in both directions."""
+        n = self.n_cells
+        ends = [(e.a, e.b) for e in self.edges]
+        src: list[int] = []
+        dst: list[int] = []
+        for a in range(0, n, 512):
+            b = min(n, a + 512)
+            d = np.hypot(self.cx[a:b, None] - self.cx[None, :],
+                         self.cy[a:b, None] - self.cy[None, :])
+            rows, cols = np.nonzero(d <= radius_m)
+            for r, c in zip((rows + a).tolist(), cols.tolist(), strict=True):
+                er, ec = int(self.cell_edge[r]), int(self.cell_edge[c])
+                if er == ec or set(ends[er]) & set(ends[ec]):
+                    continue
+                src.append(r)
+                dst.append(c)
+        if not src:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, empty, np.zeros(0)
+        s_c = np.array(src, dtype=np.intp)
+        d_c = np.array(dst, dtype=np.intp)
+        w = 1.0 / np.bincount(s_c, minlength=n)[s_c] / 2.0  # two directions at the target
+        s_all = np.concatenate([s_c, s_c, s_c + n, s_c + n])
+        d_all = np.concatenate([d_c, d_c + n, d_c, d_c + n])
+        return s_all, d_all, np.concatenate([w, w, w, w]).astype(np.float64)
+
     def steps(self, k: int) -> tuple[IntArray, IntArray, Array]:
         """Where each directed cell's mass goes after k cells: (src, dst, weight), merged."""
         got = self._steps.get(k)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from support.route import CROSS, peak_loglik, route_filter
 
+from edge_agent.fusion import route_filter as route_filter_module
 from edge_agent.site import Aisle
 
 STRAIGHT = (Aisle((0.0, 0.0), (60.0, 0.0), 3.0),)
@@ -100,3 +102,26 @@ def test_follows_a_truck_turning_at_a_junction() -> None:
     assert max(errs) < 1.5  # no lag at the turn (a stem not joined to the aisle: 7.5 m)
     pc = f.cell_probabilities()
     assert pc[f.g.cy > 21.0].sum() > 0.95  # on the north arm, not past the junction eastwards
+
+
+def test_truck_crosses_a_gap_the_drawing_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the stem ends 3 m short of the main aisle: no junction joins them, yet the truck drives
+    # from the stem onto the main aisle; gap hops let the filter follow within seconds
+    gapped = (Aisle((0.0, 0.0), (40.0, 0.0), 3.0), Aisle((20.0, 3.0), (20.0, 30.0), 3.0))
+
+    def seconds_to_cross() -> int:
+        f = route_filter(gapped)
+        for _ in range(10):
+            f.update(peak_loglik(f, 20.0, 10.0, 4.0), True)
+            f.predict(1.0)
+        for s in range(1, 60):
+            f.update(peak_loglik(f, 24.0, 0.0, 4.0), True)
+            x, y, _ = f.mean_cov()
+            if math.hypot(x - 24.0, y) < 2.0:
+                return s
+            f.predict(1.0)
+        return 99
+
+    assert seconds_to_cross() <= 6  # measured 4
+    monkeypatch.setattr(route_filter_module, "GAP_HOP_P", 0.0)
+    assert seconds_to_cross() > 30  # only the even escape mass: not within a minute

@@ -267,3 +267,30 @@ def _point_segment_m(x: float, y: float, a: Aisle) -> float:
     dx, dy = bx - ax, by - ay
     u = min(1.0, max(0.0, ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy)))
     return math.hypot(x - ax - u * dx, y - ay - u * dy)
+
+
+def test_gap_hops_are_empty_where_every_aisle_meets() -> None:
+    g = RouteGraph((Aisle((0.0, 20.0), (40.0, 20.0), 3.0), Aisle((20.0, 0.0), (20.0, 40.0), 3.0)))
+    src, dst, _w = g.gap_hops(5.0)
+    # cells of edges that meet at the junction do not hop: the motion model already links them
+    for s, d in zip(src.tolist(), dst.tolist(), strict=True):
+        ea, eb = g.edges[int(g.cell_edge[s % g.n_cells])], g.edges[int(g.cell_edge[d % g.n_cells])]
+        assert not {ea.a, ea.b} & {eb.a, eb.b}
+    assert src.size == 0
+
+
+def test_gap_hops_bridge_a_stem_drawn_short_of_the_main_aisle() -> None:
+    # the stem ends 3 m short of the main aisle's centre line (beyond half its 3 m width: the
+    # drawing leaves a gap the snapping does not close)
+    g = RouteGraph((Aisle((0.0, 0.0), (40.0, 0.0), 3.0), Aisle((20.0, 3.0), (20.0, 30.0), 3.0)))
+    assert len(g.nodes) == 4  # two separate pieces
+    src, dst, w = g.gap_hops(5.0)
+    assert src.size > 0
+    assert np.allclose(np.bincount(src, weights=w)[np.unique(src)], 1.0)
+    near_end = np.hypot(g.cx - 20.0, g.cy - 3.5) < 1.0
+    assert near_end[src % g.n_cells].any()
+    # hops only land within 5 m, on the other aisle
+    d = np.hypot(g.cx[src % g.n_cells] - g.cx[dst % g.n_cells],
+                 g.cy[src % g.n_cells] - g.cy[dst % g.n_cells])
+    assert d.max() <= 5.0
+    assert np.all(g.cell_edge[src % g.n_cells] != g.cell_edge[dst % g.n_cells])
