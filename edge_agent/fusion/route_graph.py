@@ -22,6 +22,8 @@ from edge_agent.site import Aisle
 
 NODE_MERGE_M = 0.5
 """Points closer than this are one junction (survey drawings are not exact)."""
+HOP_CHUNK_CELLS = 128
+"""gap_hops measures distances for this many cells at a time (1 MB per 1 000 cells)."""
 MAX_ROUTE_CELLS = 8_000
 """Cell budget (undirected): a network longer than 8 km gets longer cells, not bigger tables.
 Every edge keeps at least one cell, so a network of more edges than this exceeds it (one cell
@@ -128,25 +130,24 @@ class RouteGraph:
         (src state, dst state, weight), weights of each src summing to 1; empty for a plan
         whose aisles all meet. Each cell hops to the other cells in both directions."""
         n = self.n_cells
-        ends = [(e.a, e.b) for e in self.edges]
-        src: list[int] = []
-        dst: list[int] = []
-        for a in range(0, n, 512):
-            b = min(n, a + 512)
-            d = np.hypot(self.cx[a:b, None] - self.cx[None, :],
-                         self.cy[a:b, None] - self.cy[None, :])
-            rows, cols = np.nonzero(d <= radius_m)
-            for r, c in zip((rows + a).tolist(), cols.tolist(), strict=True):
-                er, ec = int(self.cell_edge[r]), int(self.cell_edge[c])
-                if er == ec or set(ends[er]) & set(ends[ec]):
-                    continue
-                src.append(r)
-                dst.append(c)
-        if not src:
-            empty = np.zeros(0, dtype=np.intp)
-            return empty, empty, np.zeros(0)
-        s_c = np.array(src, dtype=np.intp)
-        d_c = np.array(dst, dtype=np.intp)
+        ea = np.array([e.a for e in self.edges], dtype=np.intp)[self.cell_edge]  # per cell
+        eb = np.array([e.b for e in self.edges], dtype=np.intp)[self.cell_edge]
+        src: list[IntArray] = []
+        dst: list[IntArray] = []
+        for a in range(0, n, HOP_CHUNK_CELLS):
+            b = min(n, a + HOP_CHUNK_CELLS)
+            d2 = ((self.cx[a:b, None] - self.cx[None, :]) ** 2
+                  + (self.cy[a:b, None] - self.cy[None, :]) ** 2)
+            r, c = np.nonzero(d2 <= radius_m * radius_m)
+            r += a
+            meet = ((ea[r] == ea[c]) | (ea[r] == eb[c]) | (eb[r] == ea[c]) | (eb[r] == eb[c]))
+            keep = ~meet  # (cells of one edge share both its ends)
+            src.append(r[keep])
+            dst.append(c[keep])
+        s_c = np.concatenate(src).astype(np.intp)
+        d_c = np.concatenate(dst).astype(np.intp)
+        if s_c.size == 0:
+            return s_c, d_c, np.zeros(0)
         w = 1.0 / np.bincount(s_c, minlength=n)[s_c] / 2.0  # two directions at the target
         s_all = np.concatenate([s_c, s_c, s_c + n, s_c + n])
         d_all = np.concatenate([d_c, d_c + n, d_c, d_c + n])
