@@ -113,6 +113,13 @@ class TrackerParams:
     route_cue_mismatch: float = CUE_MISMATCH
     route_shadow_corr_m: float = 2.5  # the route filter's shadowing length: 5 -> 2.5 m took
     # mean hall RMSE (4 scenarios x 2 seeds x 20 min) 8.16 -> 7.75 m; 1.5 / 1 m: 7.79 / 7.82
+    route_idle_repeat_start_s: float = 8.0  # standing, the route filter counts the n-th second
+    route_shadow_max_corr_s: float = 20.0  # as 1/(8 + n - 1), at least 1/20: its speed-0 states
+    # hold the place, and a stop's seconds repeat the shadowing the truck drove in with. Mean
+    # hall RMSE, 5 scenarios x 2 seeds x 20 min: (3 s, cap 20) 7.36, (8, 20) 7.22, (20, 40)
+    # 7.05; 6 scenarios x 4 seeds x 15 min: 7.27 / 7.12 / 7.02. Cap 40 lets confident indoor
+    # GNSS by a door walk a standing truck out into the yard (largest drift during a stop over
+    # four 10-min runs: 12.2 / 6.7 / 14.8 m; tests/sim test_standing_truck_does_not_drift).
     route_learn_every_s: int = 2  # offsets learnt every other driving second: half the cost,
     # same accuracy (mean hall RMSE, 5 scenarios x 2 seeds x 20 min: 7.37 / 7.37 / 7.32 m for
     # every 1 / 2 / 3 s)
@@ -540,7 +547,7 @@ class Tracker:
         speed = route.mean_speed_mps()
         if (idx.size and (self.motion.moving or not p.learn_offsets_moving_only)
                 and int(t) % p.route_learn_every_s == 0):
-            self._learn_offsets(pos, c, self._repeat_at(speed, p.route_shadow_corr_m), idx, z,
+            self._learn_offsets(pos, c, self._repeat_at(speed, route=True), idx, z,
                                 ncount)
         self._watch_emitters(pos, c, t, idx, z, p.route_confident_sigma_m)
         moving = self.motion.moving
@@ -584,9 +591,9 @@ class Tracker:
         else:
             self._tracked_s = 0.0  # (route mode only)
         ll = np.zeros(route.g.n_states)
+        repeat = self._repeat_at(route.mean_speed_mps(), route=True)
         if idx.size:
-            ll += route.rssi_loglik(idx, z, missed) / self._repeat_at(
-                route.mean_speed_mps(), self.p.route_shadow_corr_m)
+            ll += route.rssi_loglik(idx, z, missed) / repeat
         for f in fixes:
             ll += route.gnss_loglik(f.x_m, f.y_m, max(f.sigma_m, GNSS_MIN_SIGMA_M))
         route.update(ll, self.motion.moving)
@@ -641,16 +648,18 @@ class Tracker:
     def _shadow_repeat(self, ekf: Ekf) -> float:
         return self._repeat_at(float(np.hypot(ekf.x[2], ekf.x[3])))
 
-    def _repeat_at(self, speed_mps: float, corr_m: float | None = None) -> float:
+    def _repeat_at(self, speed_mps: float, route: bool = False) -> float:
         """How many seconds share this second's shadowing: moving, the time to cross one
-        correlation length; standing, the n-th second at the place repeats n - 1 before it (its
-        first second is fresh information, the rest mostly not)."""
+        correlation length; standing, the n-th second at the place repeats the ones before it
+        (the first seconds of a stop already repeat the last moving ones: the truck slowed into
+        the place). The route filter has its own values (see TrackerParams)."""
         p = self.p
+        corr, start, cap = ((p.route_shadow_corr_m, p.route_idle_repeat_start_s,
+                             p.route_shadow_max_corr_s) if route
+                            else (p.shadow_corr_m, p.idle_repeat_start_s, p.shadow_max_corr_s))
         if self.motion.moving:
-            corr = p.shadow_corr_m if corr_m is None else corr_m
-            return min(max(corr / max(speed_mps, 1e-3), 1.0), p.shadow_max_corr_s)
-        return min(p.idle_repeat_start_s + self._idle_s, self._tracked_s + 1.0,
-                   p.shadow_max_corr_s)
+            return min(max(corr / max(speed_mps, 1e-3), 1.0), cap)
+        return min(start + self._idle_s, self._tracked_s + 1.0, cap)
 
     def _learn_offsets(self, pos: tuple[float, float], pp: Array, tau_s: float, idx: IntArray,
                        z: Array, ncount: Array) -> None:
