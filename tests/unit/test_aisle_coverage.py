@@ -8,6 +8,7 @@ from functools import cache
 
 import numpy as np
 import pytest
+from support.spec import spec_site
 
 from edge_agent.fusion.aisle_coverage import (
     MIN_INDOOR_COVERAGE,
@@ -20,19 +21,7 @@ from edge_agent.site import Aisle, Site, site_from_dict
 
 firmware_sim = pytest.importorskip("firmware_sim")
 
-SPEC_EXAMPLE = {  # ../shared/spec/capture-bundle.md, "site.json"
-    "site": "plant-a",
-    "origin": {"lat": 47.4735, "lon": 6.8112, "alt": 340.0},
-    "bounds": {"xmin": 0, "ymin": 0, "xmax": 100, "ymax": 90},
-    "zones": [
-        {"name": "hall", "polygon": [[0, 0], [100, 0], [100, 60], [0, 60]], "indoor": True},
-        {"name": "yard", "polygon": [[0, 60], [100, 60], [100, 90], [0, 90]], "indoor": False},
-    ],
-    "aisles": [{"from": [10.0, 5.0], "to": [10.0, 15.0], "width_m": 3.5}],
-    "wifi_aps": [
-        {"bssid": "02:9e:34:71:25:60", "ssid": "plant-ops", "channel": 1,
-         "x": 12.5, "y": 11.6, "z": 6.0, "rssi_1m_dbm": -40.0, "path_loss_exponent": 2.5}],
-}
+SPEC_EXAMPLE = spec_site()  # ../shared/spec/capture-bundle.md, "site.json"
 
 
 @cache

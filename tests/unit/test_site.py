@@ -7,29 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.spec import spec_site
 
 from edge_agent.errors import SiteError
 from edge_agent.site import Origin, enu_to_geodetic, geodetic_to_enu, load_site, site_from_dict
 
-SPEC_EXAMPLE: dict[str, Any] = {
-    "site": "plant-a",
-    "origin": {"lat": 47.4735, "lon": 6.8112, "alt": 340.0},
-    "bounds": {"xmin": 0, "ymin": 0, "xmax": 100, "ymax": 90},
-    "zones": [
-        {"name": "hall", "polygon": [[0, 0], [100, 0], [100, 60], [0, 60]], "indoor": True},
-        {"name": "yard", "polygon": [[0, 60], [100, 60], [100, 90], [0, 90]], "indoor": False},
-    ],
-    "aisles": [{"from": [10.0, 5.0], "to": [10.0, 15.0], "width_m": 3.5}],
-    "wifi_aps": [
-        {"bssid": "02:9E:34:71:25:60", "ssid": "plant-ops", "channel": 1, "x": 12.5, "y": 11.6,
-         "z": 6.0, "rssi_1m_dbm": -40.0, "path_loss_exponent": 2.5}
-    ],
-    "ble_beacons": [
-        {"address": "c0:12:34:56:78:9a", "uuid": "FDA50693-A4E2-4FB1-AFCF-C6EB07647825",
-         "major": 1, "minor": 7, "x": 10.0, "y": 3.0, "z": 2.5, "rssi_1m_dbm": -59.0,
-         "path_loss_exponent": 2.0}
-    ],
-}
+SPEC_EXAMPLE: dict[str, Any] = spec_site()
+# the case the spec leaves open: upper-case BSSID, lower-case address, upper-case UUID
+SPEC_EXAMPLE["wifi_aps"][0]["bssid"] = "02:9E:34:71:25:60"
+SPEC_EXAMPLE["ble_beacons"][0]["address"] = "c0:12:34:56:78:9a"
+SPEC_EXAMPLE["ble_beacons"][0]["uuid"] = "FDA50693-A4E2-4FB1-AFCF-C6EB07647825"
 
 
 def test_spec_example_loads_and_normalises_case(tmp_path: Path) -> None:
