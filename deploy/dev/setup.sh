@@ -6,6 +6,7 @@ cd "$(dirname "$0")/../.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # the TLS tests make their own CA
 if [ "${EDGE_AGENT_BROWSER:-1}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 fi
