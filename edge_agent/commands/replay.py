@@ -8,14 +8,22 @@ through the outbox to the broker, exactly as the live agent sends them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent.errors import InputError
-from edge_agent.pipeline import WindowSink, replay_bundle
+
+if TYPE_CHECKING:  # the pipeline (numpy) is imported by run(), after the BLAS thread setting
+    from edge_agent.pipeline import WindowSink
 
 DEFAULT_AGENT = "fl-01"
 DB_NAME = "outbox.sqlite"
+BLAS_THREADS_ENV = "OPENBLAS_NUM_THREADS"
+"""The tracker's matrices are tiny (<= 10 x 10): OpenBLAS's extra threads do no work but spin
+when numpy loads them, 0.07 s of CPU per replay on this 2-core machine (more cores, more spin).
+One thread unless the user's environment says otherwise; set before numpy is first imported."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from edge_agent.publish.options import check_topic_level
 
     check_topic_level(args.agent, "--agent")  # it goes into window ids and topics
+    os.environ.setdefault(BLAS_THREADS_ENV, "1")
+    from edge_agent.pipeline import replay_bundle
+
     sink = _sink(args)
     summary = replay_bundle(args.bundle, args.out, args.agent, window_sink=sink,
                             progress=sys.stderr.isatty(), cell_m=args.cell_m,
