@@ -7,7 +7,6 @@ only opens the byte stream and converts WGS84 to the site's metre frame.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -67,13 +66,13 @@ class GnssSource:
         started = time.monotonic()
         for chunk in self._stream():
             for sentence in framer.feed(chunk):
-                for epoch in epochs.add(sentence):
+                for epoch in epochs.add(sentence, checked=True):
                     yield self._observation(epoch)
             if self._stop.is_set() or (self.duration_s is not None
                                        and time.monotonic() - started >= self.duration_s):
                 break
         for sentence in framer.flush():
-            for epoch in epochs.add(sentence):
+            for epoch in epochs.add(sentence, checked=True):
                 yield self._observation(epoch)
         for epoch in epochs.flush():
             yield self._observation(epoch)
@@ -149,6 +148,8 @@ class GnssSource:
              raw: bool = False, duration_s: float | None = None,
              clock: Clock = system_clock) -> GnssSource:
         """gpsd's TCP service: ?WATCH with "nmea": true (or "raw": 1 for the receiver's bytes)."""
+        import socket  # here: replay and serial receivers do not need it (3 ms of start-up)
+
         try:
             sock = socket.create_connection((host, port), timeout=5.0)
         except OSError as e:
