@@ -12,6 +12,7 @@ import json
 import math
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
@@ -41,7 +42,7 @@ REPLAY_GC_GEN0 = 10_000
 by the hundred thousand, short-lived and free of reference cycles, while the source batches keep
 ~3 000 of them alive: at 700 the collector ran 235 times over a 30-minute dense_ble bundle and
 scanned those batches again and again (40 ms); at 10 000 it runs about once, peak RSS the same
-(44 MB). Raised for the replay only, then restored."""
+(44 MB). Raised for the replay only (tracker set-up included), then restored."""
 REPLAY_BATCH = 1024
 """Replay parses this many observations per source before the tracker takes them: the same
 observations in the same order, but parsing and tracking each run longer on warm CPU caches - 5-10 %
@@ -309,6 +310,25 @@ def replay_bundle(bundle_dir: str | Path, out_dir: str | Path, agent: str = "fl-
                   cell_m: float = 2.0, window_s: float = 60.0,
                   tracker: EstimateSource | None = None) -> ReplaySummary:
     """Replay a capture bundle: writes out_dir/positions.csv, heatmap.json and summary.json."""
+    with _gc_gen0_at_least(REPLAY_GC_GEN0):
+        return _replay_bundle(bundle_dir, out_dir, agent, window_sink, progress, cell_m=cell_m,
+                              window_s=window_s, tracker=tracker)
+
+
+@contextmanager
+def _gc_gen0_at_least(threshold: int) -> Iterator[None]:
+    """The garbage collector's gen-0 threshold raised to `threshold` inside, restored after."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(threshold, old[0]), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def _replay_bundle(bundle_dir: str | Path, out_dir: str | Path, agent: str,
+                   window_sink: WindowSink | None, progress: bool, *, cell_m: float,
+                   window_s: float, tracker: EstimateSource | None) -> ReplaySummary:
     from edge_agent.bundle import Bundle
 
     bundle = Bundle.open(bundle_dir)
@@ -318,8 +338,6 @@ def replay_bundle(bundle_dir: str | Path, out_dir: str | Path, agent: str = "fl-
                     positions_out=out / "positions.csv", window_sink=window_sink)
     show = _Progress(sys.stderr) if progress else None
     feed = pipe.feed
-    gc_threshold = gc.get_threshold()
-    gc.set_threshold(max(REPLAY_GC_GEN0, gc_threshold[0]), *gc_threshold[1:])
     try:
         # bundle.observations()'s order (heapq.merge of the sources), merged chunk-wise
         for batch in merged_batches(bundle.sources(), REPLAY_BATCH):
@@ -332,7 +350,6 @@ def replay_bundle(bundle_dir: str | Path, out_dir: str | Path, agent: str = "fl-
                     show.update(pipe.summary)
         summary = pipe.close()
     finally:
-        gc.set_threshold(*gc_threshold)
         if show is not None:
             show.done()
     heatmap = (summary.heatmap.to_heatmap_json() if summary.heatmap is not None
