@@ -203,3 +203,46 @@ def test_live_matcher_applies_the_same_filter() -> None:
     phone = payload_from_bleak({0x004C: bytes.fromhex("1005031c")}, {}, None)  # Apple, no iBeacon
     assert m.observe(1.0, "5A:00:00:00:00:01", phone, -60.0) is None
     assert stats.skipped == {"not_beacon": 1}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-2.0, 3.0), st.integers(0, 2), st.integers(-128, 127),
+                          st.booleans()), max_size=30))
+def test_replay_loop_agrees_with_ble_matcher(records: list[tuple[float, int, int, bool]]) -> None:
+    """The replay loop inlines BleMatcher.emit: same observations and skip counts as decoding
+    every record and calling BleMatcher.observe (signal missing, implausible, unsurveyed,
+    time going back - in any combination)."""
+    from edge_agent.sources.base import SourceStats
+    from edge_agent.sources.ble import BleMatcher
+    from edge_agent.sources.ble_adv import FLAG_SIGNAL_VALID, parse_phdr_frame
+    from edge_agent.sources.pcap import open_pcap
+
+    site = make_site([{"address": "C0:00:00:00:00:01"}, {"address": "C0:00:00:00:00:02"}])
+    frames = []
+    t = 1000.0
+    for dt, addr, rssi, signal_valid in records:
+        t += dt
+        record = bytearray(ble_adv_frame(f"C0:00:00:00:00:0{addr + 1}", rssi))
+        if not signal_valid:
+            record[8] &= ~FLAG_SIGNAL_VALID & 0xFF
+        frames.append((round(t, 6), bytes(record)))
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "ble.pcap"
+        with PcapWriter(p, LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR) as w:
+            for t_s, data in frames:
+                w.write(t_s, data)
+        src = BleSource.replay(p, site)
+        got = list(src)
+        with open_pcap(p) as reader:
+            stored = [(t_s, data) for t_s, _linktype, data in reader]
+    stats = SourceStats()
+    matcher = BleMatcher(site, stats)
+    want = []
+    for t_s, data in stored:
+        frame = parse_phdr_frame(data)
+        obs = matcher.observe(t_s, frame.address, frame.payload, frame.rssi_dbm)
+        if obs is not None:
+            want.append(obs)
+    assert got == want
+    assert src.stats.skipped == stats.skipped
+    assert src.stats.observations == stats.observations == len(want)
