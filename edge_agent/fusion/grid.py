@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from edge_agent.fusion.doors import WallModel
 from edge_agent.fusion.models import Array, IntArray
 from edge_agent.fusion.rssi_table import CellRssiModel
 from edge_agent.site import Site
@@ -24,7 +25,7 @@ class GridFilter:
     """Log-probability per cell centre; predict = diffusion, update = product of likelihoods."""
 
     def __init__(self, site: Site, cell_m: float, ex_m: Array, ey_m: Array, dz_m: Array,
-                 p1m_dbm: Array, n: Array, indoor_emitter: Array,
+                 p1m_dbm: Array, n: Array, walls: WallModel,
                  aisle_off_penalty: float = 0.0, max_cells: int = 12_000) -> None:
         b = site.bounds
         self.bounds = b
@@ -44,7 +45,7 @@ class GridFilter:
                                 for x, y in zip(self.cx, self.cy, strict=True)], dtype=bool)
         self.model = CellRssiModel(self.cx, self.cy, self.indoor, cell_m,
                                    float(self.cx.shape[0]) * cell_m ** 2, ex_m, ey_m, dz_m,
-                                   p1m_dbm, n, indoor_emitter)
+                                   p1m_dbm, n, walls)
         self.aisle_logprior = np.zeros(self.cx.shape[0])
         if site.aisles and aisle_off_penalty > 0:
             on = np.zeros(self.cx.shape[0], dtype=bool)

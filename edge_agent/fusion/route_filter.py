@@ -144,9 +144,10 @@ class RouteFilter:
         fwd, back = self.model.rssi_loglik_two_ways(idx, z_dbm, missed, self._fwd_shift_t[idx])
         return np.concatenate([fwd, back])
 
-    def gnss_loglik(self, x_m: float, y_m: float, sigma_m: float) -> Array:
-        """Per directed state."""
-        out: Array = self.model.gnss_loglik(x_m, y_m, sigma_m)[self.g.state_cell]
+    def gnss_loglik(self, x_m: float, y_m: float, sigma_m: float, by_door: bool = True
+                    ) -> Array:
+        """Per directed state (by_door: see CellRssiModel.gnss_loglik)."""
+        out: Array = self.model.gnss_loglik(x_m, y_m, sigma_m, by_door)[self.g.state_cell]
         return out
 
     def cell_probabilities(self) -> Array:

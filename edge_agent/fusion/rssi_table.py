@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from edge_agent.fusion.doors import WallModel
 from edge_agent.fusion.models import LN10, MIN_DISTANCE_M, Array, IntArray, norm_cdf
 
 ROBUST_CLIP_SIGMA2 = 9.0
@@ -23,6 +24,7 @@ GNSS_OUTLIER_P = 0.05
 INDOOR_GNSS_FIT_P = 0.3
 """Indoors a fix is mostly noise: 30 % of fixes within INDOOR_GNSS_SIGMA_M, the rest anywhere."""
 INDOOR_GNSS_SIGMA_M = 15.0
+DOOR_GNSS_DECAY_M = 4.0
 MAX_OFFSET_DB = 10.0
 """A radio more than 10 dB off its survey is a survey error to fix, not something to learn: the
 calibration is bounded by it and the tables never trust more (a lost track must not corrupt
@@ -39,7 +41,7 @@ class CellRssiModel:
 
     def __init__(self, cx_m: Array, cy_m: Array, indoor: Array, cell_m: float, area_m2: float,
                  ex_m: Array, ey_m: Array, dz_m: Array, p1m_dbm: Array, n: Array,
-                 indoor_emitter: Array) -> None:
+                 walls: WallModel) -> None:
         self.cx = cx_m
         self.cy = cy_m
         self.indoor = indoor
@@ -50,7 +52,9 @@ class CellRssiModel:
         d = np.maximum(d, MIN_DISTANCE_M)
         self.log10_d = np.log10(d)
         self.nominal_dbm = p1m_dbm[None, :] - 10.0 * n[None, :] * self.log10_d  # (M, K)
-        self.wall = (indoor[:, None] != indoor_emitter[None, :]).astype(np.float64)
+        self.wall = walls.share(cx_m, cy_m, indoor)  # (M, K): 0 / through a door / 1
+        self.door_depth_m = np.where(indoor, walls.door_distance_m(cx_m, cy_m), np.inf)
+        self.door_gnss_sigma_per_m = 0.0  # > 0: indoor cells by a door take GNSS (see there)
         self.slope_db_per_m = 10.0 * n[None, :] / LN10 / d  # |d rssi / d r|, for cell smearing
         self.common_inv_var: Array | None = None
         self.set_calibration(np.zeros(len(ex_m)), 0.0, np.full(len(ex_m), 5.0), None, -95.0, 5.0)
@@ -158,16 +162,29 @@ class CellRssiModel:
             ll += self.log_miss.reshape(-1)[rows[:, None] + missed[None, :]].sum(axis=1)
         return ll
 
-    def gnss_loglik(self, x_m: float, y_m: float, sigma_m: float) -> Array:
+    def gnss_loglik(self, x_m: float, y_m: float, sigma_m: float, by_door: bool = True
+                    ) -> Array:
         """A fix is a sharp likelihood around outdoor cells but nearly flat over indoor ones:
-        indoors the receiver reports confident fixes that can be 30 m off."""
+        indoors the receiver reports confident fixes that can be 30 m off. With
+        door_gnss_sigma_per_m set and `by_door`, indoor cells by a door take it nearly as
+        outdoor ones (the caller passes by_door=False for a fix that fails its gate)."""
         var = sigma_m ** 2 + self.cell_m ** 2 / 12.0
         d2 = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2
         sharp = np.exp(-0.5 * d2 / var) / (2.0 * math.pi * var)
         var_in = var + INDOOR_GNSS_SIGMA_M ** 2
         broad = np.exp(-0.5 * d2 / var_in) / (2.0 * math.pi * var_in)
-        like = np.where(self.indoor,
-                        INDOOR_GNSS_FIT_P * broad + (1.0 - INDOOR_GNSS_FIT_P) / self.area_m2,
+        inside = INDOOR_GNSS_FIT_P * broad + (1.0 - INDOOR_GNSS_FIT_P) / self.area_m2
+        if self.door_gnss_sigma_per_m > 0 and by_door:
+            # Just inside a door the receiver still sees sky through the opening: its fixes
+            # follow the truck, blunter the deeper it is (else a fix by the door always favours
+            # the yard cells, whose model is the sharper one).
+            depth = self.door_depth_m
+            var_d = var + (self.door_gnss_sigma_per_m * depth) ** 2
+            near = np.exp(-0.5 * d2 / var_d) / (2.0 * math.pi * var_d)
+            w = np.exp(-depth / DOOR_GNSS_DECAY_M)
+            inside = w * ((1.0 - GNSS_OUTLIER_P) * near + GNSS_OUTLIER_P / self.area_m2) + (
+                1.0 - w) * inside
+        like = np.where(self.indoor, inside,
                         (1.0 - GNSS_OUTLIER_P) * sharp + GNSS_OUTLIER_P / self.area_m2)
         out: Array = np.log(like)
         return out

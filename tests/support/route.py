@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_agent.fusion.doors import WallModel
 from edge_agent.fusion.models import Array
 from edge_agent.fusion.route_filter import RouteFilter
 from edge_agent.fusion.route_graph import RouteGraph
@@ -21,7 +22,8 @@ def route_filter(aisles: tuple[Aisle, ...]) -> RouteFilter:
     one = np.ones(1)
     model = CellRssiModel(g.cx, g.cy, np.ones(g.n_cells, dtype=bool), g.cell_m, 3600.0,
                           np.array([5.0]), np.array([5.0]), np.array([2.0]), -40.0 * one,
-                          2.5 * one, one.astype(bool))
+                          2.5 * one, WallModel(5.0 * one, 5.0 * one, 2.0 * one,
+                                               one.astype(bool), 2.0))
     return RouteFilter(g, model)
 
 

@@ -228,13 +228,14 @@ def test_standing_still_does_not_pile_up_confidence_in_the_coarse_grid() -> None
 
 
 def test_grid_update_weight_scales_the_log_likelihood() -> None:
+    from edge_agent.fusion.doors import WallModel
     from edge_agent.fusion.grid import GridFilter
 
     site = _site()
     ex = np.array([x for _, x, _ in APS])
     ey = np.array([y for _, _, y in APS])
-    args = (site, 4.0, ex, ey, np.full(5, 2.0), np.full(5, -40.0), np.full(5, 2.5),
-            np.ones(5, dtype=bool))
+    walls = WallModel(ex, ey, np.full(5, 2.0), np.ones(5, dtype=bool), 2.0)
+    args = (site, 4.0, ex, ey, np.full(5, 2.0), np.full(5, -40.0), np.full(5, 2.5), walls)
     full, half = GridFilter(*args), GridFilter(*args)
     idx = np.arange(3)
     z = np.array([_rssi(20.0, 20.0, ax, ay) for _, ax, ay in APS[:3]])

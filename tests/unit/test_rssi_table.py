@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edge_agent.fusion import rssi_table
+from edge_agent.fusion.doors import Door, WallModel
 from edge_agent.fusion.models import Array, IntArray
 from edge_agent.fusion.rssi_table import CellRssiModel
 
@@ -17,8 +18,10 @@ def _model(rng: np.random.Generator, n_cells: int, k: int) -> CellRssiModel:
     ex = rng.uniform(0.0, 80.0, k)
     ey = rng.uniform(0.0, 60.0, k)
     e_indoor = np.array(ey < 45.0, dtype=bool)
-    m = CellRssiModel(cx, cy, indoor, 1.0, 80.0 * 60.0, ex, ey, rng.uniform(1.0, 4.0, k),
-                      rng.uniform(-50.0, -35.0, k), rng.uniform(1.8, 3.2, k), e_indoor)
+    dz = rng.uniform(1.0, 4.0, k)
+    m = CellRssiModel(cx, cy, indoor, 1.0, 80.0 * 60.0, ex, ey, dz,
+                      rng.uniform(-50.0, -35.0, k), rng.uniform(1.8, 3.2, k),
+                      WallModel(ex, ey, dz, e_indoor, 2.0))
     m.set_calibration(rng.normal(0.0, 6.0, k), 8.0, rng.uniform(2.0, 6.0, k),
                       rng.normal(0.0, 0.2, k), -92.0, 4.0)
     return m
@@ -76,3 +79,26 @@ def test_generic_loglik_on_a_subset_of_cells_matches_the_full_one() -> None:
     full = m.rssi_loglik(slice(None), idx, z, missed, None, shift.T)
     part = m.rssi_loglik(cells, idx, z, missed, None, shift.T[cells])
     np.testing.assert_allclose(part, full[cells], rtol=1e-12)
+
+
+def test_indoor_cells_by_a_door_take_gnss_and_a_gated_fix_does_not_reach_them() -> None:
+    # a corridor of cells along x = 30 from deep in the hall (y 20) out into the yard (y 70);
+    # the wall at y = 60 with a door at x = 30
+    cy = np.arange(20.5, 70.0, 1.0)
+    cx = np.full(cy.size, 30.0)
+    indoor = np.array(cy < 60.0, dtype=bool)
+    one = np.ones(1)
+    walls = WallModel(10.0 * one, 10.0 * one, 4.0 * one, np.array([True]), 2.0,
+                      (Door(30.0, 60.0, 2.0),))
+    m = CellRssiModel(cx, cy, indoor, 1.0, 2000.0, 10.0 * one, 10.0 * one, 4.0 * one,
+                      -40.0 * one, 2.5 * one, walls)
+    by_door = cy == 58.5  # 1.5 m inside: within the opening's half width, depth 0
+    deep = cy == 30.5
+    plain = m.gnss_loglik(30.0, 58.5, 3.0)
+    assert plain[by_door][0] - plain[deep][0] < 0.5  # indoors nearly flat (15 m, 28 m away)
+    m.door_gnss_sigma_per_m = 5.0
+    sharp = m.gnss_loglik(30.0, 58.5, 3.0)
+    assert sharp[by_door][0] - sharp[deep][0] > 3.0  # by the door it places the truck
+    assert np.array_equal(m.gnss_loglik(30.0, 58.5, 3.0, by_door=False), plain)
+    # outdoor cells are unchanged
+    assert np.array_equal(sharp[~indoor], plain[~indoor])

@@ -1,0 +1,76 @@
+"""Doors inferred from the aisles, and the share of the wall's loss on a radio path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.spec import spec_site
+
+from edge_agent.fusion.doors import DOOR_WALL_SHARE, Door, WallModel, doors_from_aisles
+from edge_agent.site import Site, site_from_dict
+
+
+def _site(aisles: list[dict[str, object]]) -> Site:
+    raw = spec_site()  # hall y < 60 (indoor), yard above
+    raw["aisles"] = aisles
+    return site_from_dict(raw)
+
+
+def test_an_aisle_into_the_yard_makes_a_door_where_it_crosses_the_wall() -> None:
+    site = _site([{"from": [30.0, 20.0], "to": [30.0, 80.0], "width_m": 4.0},
+                  {"from": [10.0, 50.0], "to": [90.0, 50.0], "width_m": 3.0}])
+    (door,) = doors_from_aisles(site)
+    assert door.x_m == pytest.approx(30.0)
+    assert door.y_m == pytest.approx(60.0, abs=1e-3)
+    assert door.half_width_m == 2.0
+
+
+def test_aisles_that_stay_on_one_side_make_no_door() -> None:
+    assert doors_from_aisles(_site([{"from": [5.0, 10.0], "to": [95.0, 10.0], "width_m": 3.0},
+                                    {"from": [5.0, 70.0], "to": [95.0, 70.0],
+                                     "width_m": 3.0}])) == ()
+
+
+def test_two_aisles_through_one_doorway_give_one_door_the_wider() -> None:
+    site = _site([{"from": [40.0, 50.0], "to": [40.0, 70.0], "width_m": 3.0},
+                  {"from": [40.5, 70.0], "to": [40.5, 50.0], "width_m": 5.0}])
+    (door,) = doors_from_aisles(site)
+    assert door.half_width_m == 2.5
+
+
+def _walls(doors: tuple[Door, ...]) -> WallModel:
+    # one AP inside at (30, 40) 6 m up, one outside at (30, 80) 5 m up; receivers 2 m up
+    return WallModel(np.array([30.0, 30.0]), np.array([40.0, 80.0]), np.array([4.0, 3.0]),
+                     np.array([True, False]), 2.0, doors)
+
+
+def test_wall_share_on_one_side_through_the_wall_and_through_a_door() -> None:
+    door = Door(30.0, 60.0, 2.0)
+    # receivers: in the hall (its path to the yard AP meets the wall at x = 40); in the yard
+    # just outside the door; in the yard beside it (10 m along the wall); in the yard far out
+    rx = np.array([45.0, 30.0, 40.0, 30.0])
+    ry = np.array([50.0, 61.0, 61.0, 89.0])
+    indoor = np.array([True, False, False, False])
+    share = _walls((door,)).share(rx, ry, indoor)
+    assert share[0].tolist() == [0.0, 1.0]  # hall receiver: outside AP through the wall
+    assert share[1, 0] == DOOR_WALL_SHARE  # outside the door: the hall AP through the opening
+    assert share[2, 0] == 1.0  # beside the door: through the wall
+    assert share[1, 1] == 0.0 and share[3, 1] == 0.0  # yard AP from the yard
+    # from 29 m out, a path from 6 m up meets the wall at 2 + 4 x 29/49 = 4.4 m: under the top
+    assert share[3, 0] == DOOR_WALL_SHARE
+    high = WallModel(np.array([30.0]), np.array([40.0]), np.array([10.0]), np.array([True]),
+                     2.0, (door,))
+    # a 12 m high AP seen from 29 m out: the path meets the wall at 2 + 10 x 29/49 = 7.9 m
+    assert high.share(rx[3:], ry[3:], indoor[3:])[0, 0] == 1.0
+
+
+def test_without_doors_the_share_is_one_side_or_the_other() -> None:
+    share = _walls(()).share(np.array([30.0, 30.0]), np.array([50.0, 61.0]),
+                             np.array([True, False]))
+    assert share.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+
+
+def test_share_for_a_subset_of_emitters() -> None:
+    w = _walls((Door(30.0, 60.0, 2.0),))
+    sub = w.share(np.array([30.0]), np.array([61.0]), np.array([False]), np.array([1, 0]))
+    assert sub.tolist() == [[0.0, DOOR_WALL_SHARE]]
