@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/accuracy.py [--seeds 3] [--duration 1800] [--scenarios a,b]
 
 Per scenario (over the seeds) and zone: RMSE / p50 / p95 / availability of the tracker, the
-centroid's RMSE and the RMS static CRB; then moving share and distance against truth, tracker time
-on SimRun.observations (parsing excluded) and the real-time factor. Stale-survey cost is printed
-when both stale_survey and its control run.
+centroid's RMSE and the static CRB (RMS and median over the seconds); then moving share and
+distance against truth, tracker time on SimRun.observations (parsing excluded), the real-time
+factor, and how many stops of 30 s or more the estimates wandered more than 3 m in. Stale-survey
+cost is printed when both stale_survey and its control run.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Acc:
     peak_mb: float = 0.0
     motion: list[dict[str, float]] = field(default_factory=list)
     resets: int = 0
+    stop_spreads: list[float] = field(default_factory=list)
     moved: list[str] = field(default_factory=list)
     indoor_zones: set[str] = field(default_factory=set)
 
@@ -143,11 +145,40 @@ def main(argv: list[str] | None = None) -> int:
                 acc.yard_gnss.extend(errors_by_zone(run.site, truth, est, gs).get("all", []))
             acc.motion.append(motion_figures(truth, est))
             acc.resets += int(tr.stats["grid_resets"])
+            acc.stop_spreads.extend(stop_spreads_m(truth, est))
             acc.moved.extend(m for m in tr.monitor.moved_keys() if m not in acc.moved)
             print(f"  {name} seed {seed}: sim {sim_s:.1f}s, {len(obs)} obs, tracker {cpu_s:.2f}s",
                   file=sys.stderr)
     _print(results)
     return 0
+
+
+STOP_MIN_S = 30
+"""Stops of at least this long are checked for drift ..."""
+STOP_SETTLE_S = 8
+"""... from this many seconds after the truck stopped (the motion cue needs a few seconds)."""
+STOP_DRIFT_M = 3.0
+
+
+def stop_spreads_m(truth: Truth, est: list[Estimate]) -> list[float]:
+    """Per true stop of STOP_MIN_S or more: how far the estimates wander from their median
+    (max distance, metres), from STOP_SETTLE_S in. A standing truck must not drift."""
+    te = np.array([e.t for e in est])
+    _, _, moving = truth.at(te)
+    out: list[float] = []
+    k = 0
+    while k < len(est):
+        j = k
+        while j < len(est) and not moving[j]:
+            j += 1
+        if j - k >= STOP_MIN_S:
+            seg = [e for e in est[k + STOP_SETTLE_S:j] if e.valid]
+            if seg:
+                xs = np.array([e.x_m for e in seg])
+                ys = np.array([e.y_m for e in seg])
+                out.append(float(np.max(np.hypot(xs - np.median(xs), ys - np.median(ys)))))
+        k = j + 1
+    return out
 
 
 def _params(pairs: list[str]) -> TrackerParams:
@@ -194,22 +225,25 @@ def _pct(v: list[float], q: float) -> float:
 
 def _print(results: dict[str, Acc]) -> None:
     print(f"{'scenario':14s} {'zone':8s} {'n':>6s} {'RMSE':>6s} {'p50':>6s} {'p95':>6s} "
-          f"{'cent.':>6s} {'ratio':>6s} {'CRB':>6s} {'/CRB':>6s}")
+          f"{'cent.':>6s} {'ratio':>6s} {'CRB':>6s} {'/CRB':>6s} {'CRB50':>6s} {'/CRB50':>6s}")
     for name, a in results.items():
         for zone in ["all", *sorted(k for k in a.err if k != "all")]:
             e = a.err.get(zone, [])
             r = _rms(e)
             c = _rms(a.cen.get(zone, []))
             # the bound is for RSSI alone: outdoors (GNSS) it says nothing
-            b = _rms(a.crb.get(zone, [])) if zone in a.indoor_zones or (
-                zone == "all" and len(a.err) <= 2) else float("nan")
+            bounded = zone in a.indoor_zones or (zone == "all" and len(a.err) <= 2)
+            b = _rms(a.crb.get(zone, [])) if bounded else float("nan")
+            # the median bound: a few seconds with two emitters heard make the RMS meaningless
+            b50 = _pct(a.crb.get(zone, []), 50) if bounded else float("nan")
             print(f"{name:14s} {zone:8s} {len(e):6d} {fmt(r)} {fmt(_pct(e, 50))} "
                   f"{fmt(_pct(e, 95))} {fmt(c)} {fmt(r / c if c else float('nan'))} {fmt(b)} "
-                  f"{fmt(r / b if b else float('nan'))}")
+                  f"{fmt(r / b if b else float('nan'))} {fmt(b50)} "
+                  f"{fmt(r / b50 if b50 else float('nan'))}")
     print()
     print(f"{'scenario':14s} {'avail':>6s} {'yardGNSS':>8s} {'mov.true':>8s} {'mov.est':>8s} "
           f"{'dist.err':>8s} {'chord':>6s} {'tracker':>8s} {'x realtime':>10s} {'obs/s':>8s} "
-          f"{'per 30min':>9s} {'resets':>6s} moved")
+          f"{'per 30min':>9s} {'resets':>6s} {'stops>3m':>8s} moved")
     for name, a in results.items():
         mt = float(np.mean([m.get("moving_share_true", np.nan) for m in a.motion]))
         me = float(np.mean([m.get("moving_share_est", np.nan) for m in a.motion]))
@@ -222,7 +256,12 @@ def _print(results: dict[str, Acc]) -> None:
               f"{(dc / dt - 1) * 100 if dt else float('nan'):+5.1f}% "
               f"{a.tracker_s:7.2f}s {a.sim_s / max(a.tracker_s, 1e-9):9.0f}x "
               f"{a.obs / max(a.tracker_s, 1e-9):8.0f} {a.tracker_s / a.sim_s * 1800:8.2f}s "
-              f"{a.resets:6d} {','.join(a.moved)}{mem}")
+              f"{a.resets:6d} {_drifting(a.stop_spreads):>8s} {','.join(a.moved)}{mem}")
+    spreads = [d for a in results.values() for d in a.stop_spreads]
+    hall = [_rms(a.err.get("hall", [])) for a in results.values() if a.err.get("hall")]
+    print(f"\nmean hall RMSE over the scenarios {float(np.mean(hall)):.2f} m; stops of "
+          f"{STOP_MIN_S} s or more whose estimates spread more than {STOP_DRIFT_M:.0f} m: "
+          f"{_drifting(spreads)}")
     if "stale_survey" in results:
         ctrl = [k for k in results if k.startswith("stale_survey_control")
                 or k == "stale_control"]
@@ -231,6 +270,10 @@ def _print(results: dict[str, Acc]) -> None:
             rc = _rms(results[ctrl[0]].err.get("all", []))
             print(f"\nstale survey cost: RMSE {rs:.2f} vs control {rc:.2f} m: "
                   f"{(rs / rc - 1) * 100:+.1f}%")
+
+
+def _drifting(spreads: list[float]) -> str:
+    return f"{sum(d > STOP_DRIFT_M for d in spreads)}/{len(spreads)}"
 
 
 if __name__ == "__main__":
