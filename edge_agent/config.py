@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import ConfigError
+from edge_agent.names import AGENT_ID_RE  # agent ids become MQTT user names and topic levels
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/agent.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/edge-agent")
-# Agent ids become MQTT usernames and topic levels: no '/', '+', '#', spaces or control characters.
-AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 WIFI_MODES = ("monitor", "iw", "termux")
 GNSS_MODES = ("serial", "gpsd", "termux")
 MQTT_VERSIONS = (5, 311)

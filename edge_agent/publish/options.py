@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edge_agent.config import AGENT_ID_RE
 from edge_agent.errors import InputError
+from edge_agent.names import AGENT_ID_RE
 
 DEFAULT_MQTT_VERSION = 5
 # Agent ids, site names and share groups are topic levels (and agent ids MQTT user names): the
