@@ -83,6 +83,11 @@ class WallModel:
         self.rx_height_m = rx_height_m
         self.doors = doors
         self.door_share = door_share
+        # the doors as (door, 1, 1) columns: one pass over every door at once
+        self._door_x, self._door_y, self._door_hw2, self._door_h = (
+            np.array(v, dtype=np.float64).reshape(-1, 1, 1) for v in (
+                [d.x_m for d in doors], [d.y_m for d in doors],
+                [d.half_width_m ** 2 for d in doors], [d.height_m for d in doors]))
 
     def door_distance_m(self, x_m: Array, y_m: Array) -> Array:
         """Distance from each point to the nearest door's opening (inf without doors)."""
@@ -107,10 +112,11 @@ class WallModel:
         dx = ex[None, :] - rx
         dy = ey[None, :] - ry
         length2 = np.maximum(dx * dx + dy * dy, 1e-9)
-        via = np.zeros(share.shape, dtype=bool)
-        for d in self.doors:
-            u = np.clip(((d.x_m - rx) * dx + (d.y_m - ry) * dy) / length2, 0.0, 1.0)
-            gap = np.hypot(rx + u * dx - d.x_m, ry + u * dy - d.y_m)
-            via |= (gap <= d.half_width_m) & (self.rx_height_m + u * dz[None, :] <= d.height_m)
+        # where each path passes each door: the nearest point to the door's centre (door, M, K)
+        u = np.clip(((self._door_x - rx) * dx + (self._door_y - ry) * dy) / length2, 0.0, 1.0)
+        gx = rx + u * dx - self._door_x
+        gy = ry + u * dy - self._door_y
+        via = ((gx * gx + gy * gy <= self._door_hw2)
+               & (self.rx_height_m + u * dz[None, :] <= self._door_h)).any(axis=0)
         out: Array = np.where((share > 0) & via, self.door_share, share)
         return out
