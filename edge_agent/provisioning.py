@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_agent.config import (
-    AGENT_ID_RE,
     AgentConfig,
     AgentSection,
     MqttSection,
@@ -27,6 +26,7 @@ from edge_agent.config import (
     dump_toml,
 )
 from edge_agent.errors import EdgeAgentError, InputError
+from edge_agent.names import AGENT_ID_RE
 from edge_agent.site import Site
 
 # Mosquitto 2.0's own password hash: "$7$" = PBKDF2-SHA512, 101 iterations, 12-byte salt (what

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.config import AGENT_ID_RE, AgentConfig, Secret, check_permissions, load_config
+from edge_agent.config import AgentConfig, Secret, check_permissions, load_config
 from edge_agent.errors import ConfigError
+from edge_agent.names import AGENT_ID_RE
 
 GOOD = """
 [agent]
