@@ -7,6 +7,8 @@ weaker does not look moved). An emitter whose best candidate fits much better th
 position, and lies far from it, has been moved: it is reported and no longer used. A best spot on
 the edge of the search area is not taken as a move: it means "further than anything", what an
 emitter that fades faster than its survey says looks like (sim: false moves to the corners).
+The tracker hands the search its learnt path-loss exponents as they improve (`n`); the sums
+already taken keep the exponents of their time, and fade with the rest of the evidence.
 """
 
 from __future__ import annotations
