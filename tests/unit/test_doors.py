@@ -74,3 +74,20 @@ def test_share_for_a_subset_of_emitters() -> None:
     w = _walls((Door(30.0, 60.0, 2.0),))
     sub = w.share(np.array([30.0]), np.array([61.0]), np.array([False]), np.array([1, 0]))
     assert sub.tolist() == [[0.0, DOOR_WALL_SHARE]]
+
+
+def test_many_doors_are_taken_a_few_at_a_time_with_the_same_result(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_agent.fusion import doors as doors_mod
+
+    rng = np.random.default_rng(3)
+    doors = tuple(Door(float(x), 60.0, 2.0) for x in np.arange(2.0, 100.0, 3.0))  # 33 doors
+    k = 12
+    ey = rng.uniform(0.0, 90.0, k)
+    w = WallModel(rng.uniform(0.0, 100.0, k), ey, rng.uniform(0.0, 5.0, k), ey < 60.0, 2.0,
+                  doors)
+    rx, ry = rng.uniform(0.0, 100.0, 200), rng.uniform(0.0, 90.0, 200)
+    whole = w.share(rx, ry, ry < 60.0)
+    monkeypatch.setattr(doors_mod, "DOOR_CHUNK_CELLS", 1)  # one door at a time
+    assert np.array_equal(w.share(rx, ry, ry < 60.0), whole)
+    assert (whole == DOOR_WALL_SHARE).sum() > 10  # many paths do pass a door
