@@ -966,6 +966,7 @@ class Tracker:
         return {
             "mode": self.mode, "mode_reason": self.mode_reason,
             "aisle_coverage": self.aisle_coverage,
+            "doors": [[round(d.x_m, 1), round(d.y_m, 1)] for d in self.doors],
             **self.stats,
             "wall_loss_db": round(float(c[self.i_wall]), 2),
             "floor_dbm": {"wifi": self.floor_dbm[_WIFI], "ble": self.floor_dbm[_BLE]},

@@ -110,6 +110,7 @@ def test_full_plant_runs_in_route_mode() -> None:
     assert h["mode"] == "route" and h["left_aisles"] == 0
     cov = h["aisle_coverage"]
     assert isinstance(cov, dict) and cov["hall"] >= 0.9
+    assert h["doors"] == [[25.0, 60.0], [55.0, 60.0], [85.0, 60.0]]  # the plant's dock doors
     assert sum(bool(e.mass) for e in est) >= 0.5 * len(est)  # the heatmap gets the mass
     assert score(site, _truth(run), est).rmse_m < 6.0
 

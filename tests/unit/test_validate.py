@@ -93,3 +93,13 @@ def test_aisles_that_leave_a_zone_uncovered_are_a_warning(
     out = capsys.readouterr()
     assert "9 aisles: aisle filter" in out.out
     assert "aisles:" not in out.err
+    # ... but none of them crosses the wall: no door known, which the engineer is told
+    assert "doors: no aisle crosses from an indoor zone into an outdoor one" in out.err
+    assert "0 doors" in out.out
+    # an aisle through the wall at x = 50 makes a door there
+    s["aisles"].append({"from": [50.0, 45.0], "to": [50.0, 75.0], "width_m": 4.0})
+    p.write_text(json.dumps(s))
+    assert main(["validate", str(p)]) == 0
+    out = capsys.readouterr()
+    assert "10 aisles: aisle filter; 1 doors (50.0, 60.0)" in out.out
+    assert "doors:" not in out.err
