@@ -171,8 +171,8 @@ def stop_spreads_m(truth: Truth, est: list[Estimate]) -> list[float]:
         j = k
         while j < len(est) and not moving[j]:
             j += 1
-        if j - k >= STOP_MIN_S:
-            seg = [e for e in est[k + STOP_SETTLE_S:j] if e.valid]
+        if j > k and te[j - 1] - te[k] + 1.0 >= STOP_MIN_S:
+            seg = [e for e in est[k:j] if e.valid and e.t - te[k] >= STOP_SETTLE_S]
             if seg:
                 xs = np.array([e.x_m for e in seg])
                 ys = np.array([e.y_m for e in seg])
@@ -259,7 +259,8 @@ def _print(results: dict[str, Acc]) -> None:
               f"{a.resets:6d} {_drifting(a.stop_spreads):>8s} {','.join(a.moved)}{mem}")
     spreads = [d for a in results.values() for d in a.stop_spreads]
     hall = [_rms(a.err.get("hall", [])) for a in results.values() if a.err.get("hall")]
-    print(f"\nmean hall RMSE over the scenarios {float(np.mean(hall)):.2f} m; stops of "
+    print(f"\nmean hall RMSE over the scenarios {float(np.mean(hall)) if hall else math.nan:.2f}"
+          f" m; stops of "
           f"{STOP_MIN_S} s or more whose estimates spread more than {STOP_DRIFT_M:.0f} m: "
           f"{_drifting(spreads)}")
     if "stale_survey" in results:

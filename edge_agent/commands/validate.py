@@ -45,8 +45,8 @@ def site_warnings(site: Site) -> list[str]:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in cov.items())
             out.append(f"aisles: they leave a zone uncovered (near an aisle: {shares}); the agent "
                        "tracks in 2-D, without the aisle filter (docs/fusion.md, Two modes)")
-        elif (any(z.indoor for z in site.zones) and any(not z.indoor for z in site.zones)
-              and not doors_from_aisles(site)):
+        if (any(z.indoor for z in site.zones) and any(not z.indoor for z in site.zones)
+                and not doors_from_aisles(site)):
             out.append("doors: no aisle crosses from an indoor zone into an outdoor one, so the "
                        "agent knows no door and takes the whole wall as solid; draw the aisles "
                        "through the dock doors (docs/survey-and-calibration.md)")
@@ -57,12 +57,11 @@ def _aisles_line(site: Site) -> str:
     if not site.aisles:
         return "no aisles: 2-D tracking"
     covered, _ = aisles_cover_site(site)
-    if not covered:
-        return f"{len(site.aisles)} aisles: 2-D tracking"
     doors = doors_from_aisles(site)
     where = "".join(f" ({d.x_m:.1f}, {d.y_m:.1f})" for d in doors[:8])
     more = f" and {len(doors) - 8} more" if len(doors) > 8 else ""
-    return f"{len(site.aisles)} aisles: aisle filter; {len(doors)} doors{where}{more}"
+    return (f"{len(site.aisles)} aisles: {'aisle filter' if covered else '2-D tracking'}; "
+            f"{len(doors)} door{'' if len(doors) == 1 else 's'}{where}{more}")
 
 
 def validate_file(path: Path) -> tuple[str, list[str]]:

@@ -20,37 +20,76 @@ from edge_agent.site import Site
 DOOR_HEIGHT_M = 4.5
 """Dock and roller doors are 4-5 m tall: a path from a ceiling AP passes above the opening unless
 the receiver is close to it."""
-DOOR_WALL_SHARE = 0.5
-"""Through a door's opening a path keeps this share of the wall's loss: doors are closed part of
-the time, and an open one still has its frame and curtain (the simulator's open door: 2 of 12
-dB). Mean hall RMSE, 6 scenarios x 4 seeds x 20 min: 6.85 / 6.81 / 6.79 m for 0.3 / 0.5 / 0.7;
-0.2 let a truck standing in a doorway wander +-3 m across it."""
+DOOR_WALL_SHARE = 0.2
+"""Through a door's opening a path keeps this share of the wall's loss: an open door still has
+its frame, and doors are closed part of the time (the simulator's open door: 2 of 12 dB). Mean
+hall RMSE, 6 scenarios x 4 seeds x 20 min: 6.70 / 6.71 / 6.72 / 6.76 m for 0.2 / 0.35 / 0.5 /
+0.7 (a trend, each step near the noise)."""
 DOOR_CHUNK_CELLS = 2_000_000
-"""Doors x receivers x emitters evaluated at once (16 MB per temporary at most)."""
+"""Doors x receivers x emitters evaluated at once: each temporary holds at most this many
+values (16 MB), unless one door's receivers x emitters alone are more."""
 _SAMPLE_M = 0.5
+"""Aisles are scanned for crossings at this step (a crossing is then bisected) ..."""
 _BISECT_STEPS = 12  # 0.5 m / 2^12: the crossing to about 0.1 mm
+_BEYOND_M = (1.0, 3.0)
+"""... and a crossing is a door only if the aisles go on 1-3 m into a real outdoor zone on one
+side and a real indoor zone on the other: an aisle drawn up to the wall, or to the edge of the
+zoned area, ends there and is no door."""
 _SAME_DOOR_M = 2.0
+"""Crossings closer than this are one doorway (two aisles drawn through one door), kept at the
+wider aisle's width."""
 
 
 @dataclass(frozen=True)
 class Door:
-    """An opening where an aisle crosses the boundary between an indoor and an outdoor zone."""
+    """An opening where an aisle crosses the boundary between an indoor and an outdoor zone:
+    centre on the wall, half width, the wall's direction there (unit vector), height."""
 
     x_m: float
     y_m: float
     half_width_m: float
+    wall_dx: float = 1.0
+    wall_dy: float = 0.0
     height_m: float = DOOR_HEIGHT_M
 
 
+def _zone_kind(site: Site, x_m: float, y_m: float) -> int:
+    """1 in an indoor zone, 0 in an outdoor one, -1 in none."""
+    z = site.zone_at(x_m, y_m)
+    return -1 if z is None else int(z.indoor)
+
+
+def _wall_direction(site: Site, x_m: float, y_m: float) -> tuple[float, float]:
+    """Unit vector along the indoor zones' polygon edge nearest (x, y)."""
+    best = (np.inf, 1.0, 0.0)
+    for z in site.zones:
+        if not z.indoor:
+            continue
+        pts = z.polygon
+        for (ax, ay), (bx, by) in zip(pts, pts[1:] + pts[:1], strict=True):
+            ex, ey = bx - ax, by - ay
+            length2 = ex * ex + ey * ey
+            if length2 <= 0.0:
+                continue
+            u = min(max(((x_m - ax) * ex + (y_m - ay) * ey) / length2, 0.0), 1.0)
+            d = float(np.hypot(ax + u * ex - x_m, ay + u * ey - y_m))
+            if d < best[0]:
+                n = float(np.sqrt(length2)) * (-1.0 if ex < 0 or (ex == 0 and ey < 0) else 1.0)
+                best = (d, ex / n, ey / n)  # (pointing east, or north: one sign per wall)
+    return best[1], best[2]
+
+
 def doors_from_aisles(site: Site) -> tuple[Door, ...]:
-    """Every point where an aisle's centre line passes from indoors to outdoors, as wide as the
-    aisle (two aisles meeting in one doorway give one door, the wider)."""
-    doors: list[Door] = []
+    """Every point where the aisles run on from an indoor zone into an outdoor one, as wide as the
+    aisle (two aisles through one doorway give one door, the wider)."""
+    samples: list[tuple[float, float, int]] = []  # every aisle's centre line, with its zone kind
+    crossings: list[tuple[float, float, float]] = []
     for a in site.aisles:
         (x0, y0), (x1, y1) = a.start, a.end
         n = max(1, int(np.ceil(np.hypot(x1 - x0, y1 - y0) / _SAMPLE_M)))
-        inside = [site.is_indoor(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n)
-                  for i in range(n + 1)]
+        pts = [(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n) for i in range(n + 1)]
+        inside = [site.is_indoor(x, y) for x, y in pts]
+        samples += [(x, y, _zone_kind(site, x, y)) for x, y in pts]
         for i in range(n):
             if inside[i] == inside[i + 1]:
                 continue
@@ -62,13 +101,24 @@ def doors_from_aisles(site: Site) -> tuple[Door, ...]:
                 else:
                     hi = mid
             u = (lo + hi) / 2
-            door = Door(x0 + (x1 - x0) * u, y0 + (y1 - y0) * u, a.width_m / 2)
-            near = [j for j, d in enumerate(doors)
-                    if np.hypot(d.x_m - door.x_m, d.y_m - door.y_m) < _SAME_DOOR_M]
-            if not near:
-                doors.append(door)
-            elif door.half_width_m > doors[near[0]].half_width_m:
-                doors[near[0]] = door
+            crossings.append((x0 + (x1 - x0) * u, y0 + (y1 - y0) * u, a.width_m / 2))
+    if not crossings:
+        return ()
+    sx, sy, kind = (np.array(v) for v in zip(*samples, strict=True))
+    doors: list[Door] = []
+    for cx, cy, hw in crossings:
+        d = np.hypot(sx - cx, sy - cy)
+        ring = (d >= _BEYOND_M[0]) & (d <= _BEYOND_M[1])
+        if not ((ring & (kind == 1)).any() and (ring & (kind == 0)).any()):
+            continue
+        wx, wy = _wall_direction(site, cx, cy)
+        door = Door(cx, cy, hw, wx, wy)
+        near = [j for j, o in enumerate(doors)
+                if np.hypot(o.x_m - cx, o.y_m - cy) < _SAME_DOOR_M]
+        if not near:
+            doors.append(door)
+        elif hw > doors[near[0]].half_width_m:
+            doors[near[0]] = door
     return tuple(doors)
 
 
@@ -86,10 +136,11 @@ class WallModel:
         self.doors = doors
         self.door_share = door_share
         # the doors as (door, 1, 1) columns: one pass over every door at once
-        self._door_x, self._door_y, self._door_hw2, self._door_h = (
+        self._door_x, self._door_y, self._door_wx, self._door_wy, self._door_hw, self._door_h = (
             np.array(v, dtype=np.float64).reshape(-1, 1, 1) for v in (
-                [d.x_m for d in doors], [d.y_m for d in doors],
-                [d.half_width_m ** 2 for d in doors], [d.height_m for d in doors]))
+                [d.x_m for d in doors], [d.y_m for d in doors], [d.wall_dx for d in doors],
+                [d.wall_dy for d in doors], [d.half_width_m for d in doors],
+                [d.height_m for d in doors]))
 
     def door_distance_m(self, x_m: Array, y_m: Array) -> Array:
         """Distance from each point to the nearest door's opening (inf without doors)."""
@@ -111,19 +162,22 @@ class WallModel:
             return share
         rx = np.asarray(rx_x_m, dtype=np.float64)[:, None]
         ry = np.asarray(rx_y_m, dtype=np.float64)[:, None]
-        dx = ex[None, :] - rx
-        dy = ey[None, :] - ry
-        length2 = np.maximum(dx * dx + dy * dy, 1e-9)
-        # where each path passes each door: the nearest point to the door's centre (door, M, K),
-        # a few doors at a time (a plan with many doors must not need gigabytes)
+        # Where each path crosses each door's wall line: through the opening if there it is
+        # within the door's half width of its centre and below its top. (door, M, K), a few
+        # doors at a time (a plan with many doors must not need gigabytes).
         via = np.zeros(share.shape, dtype=bool)
         step = max(1, DOOR_CHUNK_CELLS // max(share.size, 1))
         for j in range(0, len(self.doors), step):
-            door_x, door_y = self._door_x[j:j + step], self._door_y[j:j + step]
-            u = np.clip(((door_x - rx) * dx + (door_y - ry) * dy) / length2, 0.0, 1.0)
-            gx = rx + u * dx - door_x
-            gy = ry + u * dy - door_y
-            via |= ((gx * gx + gy * gy <= self._door_hw2[j:j + step])
-                    & (self.rx_height_m + u * dz[None, :] <= self._door_h[j:j + step])).any(axis=0)
+            c = slice(j, j + step)
+            dx0, dy0 = self._door_x[c], self._door_y[c]
+            wx, wy = self._door_wx[c], self._door_wy[c]
+            side_rx = (rx - dx0) * wy - (ry - dy0) * wx  # signed distance from the wall line
+            side_em = (ex[None, :] - dx0) * wy - (ey[None, :] - dy0) * wx
+            crosses = side_rx * side_em < 0.0
+            u = side_rx / np.where(crosses, side_rx - side_em, 1.0)
+            along = (rx + u * (ex[None, :] - rx) - dx0) * wx + (ry + u * (ey[None, :] - ry)
+                                                                - dy0) * wy
+            via |= (crosses & (np.abs(along) <= self._door_hw[c])
+                    & (self.rx_height_m + u * dz[None, :] <= self._door_h[c])).any(axis=0)
         out: Array = np.where((share > 0) & via, self.door_share, share)
         return out

@@ -99,15 +99,6 @@ def detection_probability(mu_dbm: Array, sigma_db: float, floor_dbm: float) -> A
     return norm_cdf((mu_dbm - floor_dbm) / sigma_db)
 
 
-def crosses_wall(indoor_emitter: Array, indoor_receiver: bool) -> Array:
-    """1.0 where emitter and receiver are on different sides of the exterior wall, else 0.0.
-
-    The spec says the boundary between an indoor and an outdoor zone is an exterior wall; with a
-    convex hall, "on different sides" is exactly "one indoor, the other not".
-    """
-    return np.where(indoor_emitter != indoor_receiver, 1.0, 0.0)
-
-
 def gnss_h(state: Array) -> Array:
     """GNSS position measurement: the state's (x, y)."""
     return np.asarray(state[:2], dtype=np.float64)

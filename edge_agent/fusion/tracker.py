@@ -11,7 +11,7 @@ Elsewhere (the 2-D mode), each second:
   gated GNSS fixes and freezes while the fast-fading cue says the truck stands;
 In both modes a second filter learns one RSSI offset per surveyed emitter, exponent corrections
 and the exterior wall's loss from the residuals at the tracked position (doors where the aisles
-cross the wall let half of it through: doors.py), and a search flags emitters that were moved.
+cross the wall let a fifth of it through: doors.py), and a search flags emitters that were moved.
 Estimate t uses data in (-inf, t] and is returned once an observation later than t arrives.
 """
 
@@ -108,7 +108,7 @@ class TrackerParams:
     door_wall_share: float = DOOR_WALL_SHARE  # this share of the wall loss (doors.py)
     door_gnss_sigma_per_m: float = 5.0  # route mode: indoor cells by a door take GNSS with
     # sigma + this x depth (rssi_table.py); mean hall RMSE 6 scenarios x 4 seeds x 20 min 7.07
-    # (doors, no door GNSS) -> 6.81 / 6.79 / 6.81 / 6.81 for 1.2 / 3 / 4 / 5; stops drifting
+    # (doors, no door GNSS) -> 6.80 / 6.79 / 6.81 / 6.81 for 1.2 / 3 / 4 / 5; stops drifting
     # more than 3 m 58 -> 40 / 32 / 32 / 30 of 213; 5: a truck standing inside a dock door
     # stays within 1.1 m (1.2: 4.7 m, pulled along by a minute of GNSS error)
     use_route: bool = True  # where site.json gives aisles, track along them (route_filter.py)
@@ -568,10 +568,10 @@ class Tracker:
 
     def _count_gnss(self, route: RouteFilter, fixes: list[GnssFix]) -> list[bool]:
         """GNSS enters the route filter as a heavy-tailed likelihood, not through a gate; a fix
-        counts as gated (health counters) when it fails the gate against the prior, and only a
-        fix that passes it is taken by the door cells (returned per fix: a wild fix that lands
-        by a door must not pull the track there). Also watches for confident outdoor fixes far
-        from every aisle (see _leave_aisles)."""
+        counts as gated (health counters) when it fails the gate against the last posterior
+        (before this second's predict), and only a fix that passes it is taken by the door
+        cells (returned per fix: a wild fix that lands by a door must not pull the track
+        there). Also watches for confident outdoor fixes far from every aisle (_leave_aisles)."""
         consistent: list[bool] = []
         if not fixes:
             return consistent

@@ -25,6 +25,39 @@ def test_an_aisle_into_the_yard_makes_a_door_where_it_crosses_the_wall() -> None
     assert door.half_width_m == 2.0
 
 
+def test_aisles_drawn_up_to_the_wall_or_the_zoned_area_s_edge_make_no_door() -> None:
+    # rack aisles wall to wall (y 0..60: their ends lie on the boundary, and the hall's top edge
+    # belongs to the yard), a cross aisle to the east wall with no zone beyond
+    site = _site([{"from": [30.0, 0.0], "to": [30.0, 60.0], "width_m": 3.0},
+                  {"from": [40.0, 60.0], "to": [40.0, 0.0], "width_m": 3.0},
+                  {"from": [0.0, 30.0], "to": [100.0, 30.0], "width_m": 3.0}])
+    assert doors_from_aisles(site) == ()
+    raw = spec_site()
+    raw["zones"] = raw["zones"][:1]  # the hall alone: outside it is no outdoor zone
+    raw["aisles"] = [{"from": [30.0, 10.0], "to": [30.0, 80.0], "width_m": 3.0}]
+    assert doors_from_aisles(site_from_dict(raw)) == ()
+
+
+def test_a_dock_aisle_drawn_in_two_pieces_that_meet_at_the_wall_is_one_door() -> None:
+    site = _site([{"from": [30.0, 45.0], "to": [30.0, 60.0], "width_m": 4.0},
+                  {"from": [30.0, 60.0], "to": [30.0, 80.0], "width_m": 4.0}])
+    (door,) = doors_from_aisles(site)
+    assert door.x_m == pytest.approx(30.0)
+    assert (door.wall_dx, door.wall_dy) == (1.0, 0.0)  # the hall's top edge runs along x
+
+
+def test_the_wall_direction_comes_from_the_hall_s_polygon() -> None:
+    raw = spec_site()  # a hall whose north wall is a diagonal from (0, 50) to (100, 70)
+    raw["zones"] = [{"name": "hall", "polygon": [[0, 0], [100, 0], [100, 70], [0, 50]],
+                     "indoor": True},
+                    {"name": "yard", "polygon": [[0, 50], [100, 70], [100, 90], [0, 90]],
+                     "indoor": False}]
+    raw["aisles"] = [{"from": [50.0, 40.0], "to": [50.0, 80.0], "width_m": 4.0}]
+    (door,) = doors_from_aisles(site_from_dict(raw))
+    assert door.y_m == pytest.approx(60.0, abs=1e-3)
+    assert (door.wall_dx, door.wall_dy) == pytest.approx((100 / 101.98, 20 / 101.98), abs=1e-4)
+
+
 def test_aisles_that_stay_on_one_side_make_no_door() -> None:
     assert doors_from_aisles(_site([{"from": [5.0, 10.0], "to": [95.0, 10.0], "width_m": 3.0},
                                     {"from": [5.0, 70.0], "to": [95.0, 70.0],
@@ -62,6 +95,20 @@ def test_wall_share_on_one_side_through_the_wall_and_through_a_door() -> None:
                      2.0, (door,))
     # a 12 m high AP seen from 29 m out: the path meets the wall at 2 + 10 x 29/49 = 7.9 m
     assert high.share(rx[3:], ry[3:], indoor[3:])[0, 0] == 1.0
+
+
+def test_a_path_that_passes_near_the_door_but_crosses_the_wall_beside_it_is_through_the_wall(
+        ) -> None:
+    # (25, 58) inside to (45, 61) outside meets the wall at x = 38.3, 6 m beyond the opening,
+    # though it passes within 2 m of the door's centre
+    w = WallModel(np.array([45.0]), np.array([61.0]), np.array([3.0]), np.array([False]), 2.0,
+                  (Door(30.0, 60.0, 2.0),))
+    assert w.share(np.array([25.0]), np.array([58.0]), np.array([True])).tolist() == [[1.0]]
+    # ... and through a door at x = 38 (2 + 3 x 2/3 = 4 m up there, under its top)
+    w38 = WallModel(np.array([45.0]), np.array([61.0]), np.array([3.0]), np.array([False]),
+                    2.0, (Door(38.0, 60.0, 2.0),))
+    assert w38.share(np.array([25.0]), np.array([58.0]), np.array([True])).tolist() == [
+        [DOOR_WALL_SHARE]]
 
 
 def test_without_doors_the_share_is_one_side_or_the_other() -> None:

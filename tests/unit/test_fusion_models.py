@@ -13,7 +13,6 @@ from edge_agent.fusion.crb import crb_rmse_m
 from edge_agent.fusion.kalman import Ekf
 from edge_agent.fusion.models import (
     censored_mean,
-    crosses_wall,
     detection_probability,
     norm_cdf,
     rssi_dbm,
@@ -84,11 +83,6 @@ def test_detection_probability_is_one_half_at_the_floor() -> None:
     p = detection_probability(np.array([-92.0, -80.0]), 3.0, -92.0)
     assert p[0] == pytest.approx(0.5)
     assert p[1] > 0.9999
-
-
-def test_wall_crossing_is_indoor_outdoor_mismatch() -> None:
-    w = crosses_wall(np.array([True, False]), True)
-    assert w.tolist() == [0.0, 1.0]
 
 
 def _linear_kf(x: np.ndarray, p: np.ndarray, z: np.ndarray, h: np.ndarray,

@@ -101,5 +101,5 @@ def test_aisles_that_leave_a_zone_uncovered_are_a_warning(
     p.write_text(json.dumps(s))
     assert main(["validate", str(p)]) == 0
     out = capsys.readouterr()
-    assert "10 aisles: aisle filter; 1 doors (50.0, 60.0)" in out.out
+    assert "10 aisles: aisle filter; 1 door (50.0, 60.0)" in out.out
     assert "doors:" not in out.err
