@@ -35,6 +35,8 @@ _BEYOND_M = (1.0, 3.0)
 """... and a crossing is a door only if the aisles go on 1-3 m into a real outdoor zone on one
 side and a real indoor zone on the other: an aisle drawn up to the wall, or to the edge of the
 zoned area, ends there and is no door."""
+_ON_AISLE_M = 1.0
+"""An aisle whose centre line passes this close to a crossing runs through it."""
 _SAME_DOOR_M = 2.0
 """Crossings closer than this are one doorway (two aisles drawn through one door), kept at the
 wider aisle's width."""
@@ -51,6 +53,15 @@ class Door:
     wall_dx: float = 1.0
     wall_dy: float = 0.0
     height_m: float = DOOR_HEIGHT_M
+
+
+def _segment_distance_m(x_m: float, y_m: float, a: tuple[float, float],
+                       b: tuple[float, float]) -> float:
+    ex, ey = b[0] - a[0], b[1] - a[1]
+    length2 = ex * ex + ey * ey
+    u = 0.0 if length2 <= 0 else min(max(((x_m - a[0]) * ex + (y_m - a[1]) * ey) / length2,
+                                         0.0), 1.0)
+    return float(np.hypot(a[0] + u * ex - x_m, a[1] + u * ey - y_m))
 
 
 def _zone_kind(site: Site, x_m: float, y_m: float) -> int:
@@ -82,14 +93,14 @@ def _wall_direction(site: Site, x_m: float, y_m: float) -> tuple[float, float]:
 def doors_from_aisles(site: Site) -> tuple[Door, ...]:
     """Every point where the aisles run on from an indoor zone into an outdoor one, as wide as the
     aisle (two aisles through one doorway give one door, the wider)."""
-    samples: list[tuple[float, float, int]] = []  # every aisle's centre line, with its zone kind
+    samples: list[tuple[float, float, int, int]] = []  # centre lines: x, y, zone kind, aisle
     crossings: list[tuple[float, float, float]] = []
-    for a in site.aisles:
+    for ai, a in enumerate(site.aisles):
         (x0, y0), (x1, y1) = a.start, a.end
         n = max(1, int(np.ceil(np.hypot(x1 - x0, y1 - y0) / _SAMPLE_M)))
         pts = [(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n) for i in range(n + 1)]
         inside = [site.is_indoor(x, y) for x, y in pts]
-        samples += [(x, y, _zone_kind(site, x, y)) for x, y in pts]
+        samples += [(x, y, _zone_kind(site, x, y), ai) for x, y in pts]
         for i in range(n):
             if inside[i] == inside[i + 1]:
                 continue
@@ -104,11 +115,15 @@ def doors_from_aisles(site: Site) -> tuple[Door, ...]:
             crossings.append((x0 + (x1 - x0) * u, y0 + (y1 - y0) * u, a.width_m / 2))
     if not crossings:
         return ()
-    sx, sy, kind = (np.array(v) for v in zip(*samples, strict=True))
+    sx, sy, kind, aisle = (np.array(v) for v in zip(*samples, strict=True))
     doors: list[Door] = []
     for cx, cy, hw in crossings:
+        # only aisles that run through the crossing: not a yard road along the outside of
+        # the wall that an indoor aisle merely ends next to
+        through = np.array([_segment_distance_m(cx, cy, a.start, a.end) <= _ON_AISLE_M
+                            for a in site.aisles])
         d = np.hypot(sx - cx, sy - cy)
-        ring = (d >= _BEYOND_M[0]) & (d <= _BEYOND_M[1])
+        ring = (d >= _BEYOND_M[0]) & (d <= _BEYOND_M[1]) & through[aisle]
         if not ((ring & (kind == 1)).any() and (ring & (kind == 0)).any()):
             continue
         wx, wy = _wall_direction(site, cx, cy)

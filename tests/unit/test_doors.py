@@ -32,6 +32,10 @@ def test_aisles_drawn_up_to_the_wall_or_the_zoned_area_s_edge_make_no_door() -> 
                   {"from": [40.0, 60.0], "to": [40.0, 0.0], "width_m": 3.0},
                   {"from": [0.0, 30.0], "to": [100.0, 30.0], "width_m": 3.0}])
     assert doors_from_aisles(site) == ()
+    # ... also with a yard road along the outside of the wall, 2 m out
+    site = _site([{"from": [30.0, 0.0], "to": [30.0, 60.0], "width_m": 3.0},
+                  {"from": [0.0, 62.0], "to": [100.0, 62.0], "width_m": 3.0}])
+    assert doors_from_aisles(site) == ()
     raw = spec_site()
     raw["zones"] = raw["zones"][:1]  # the hall alone: outside it is no outdoor zone
     raw["aisles"] = [{"from": [30.0, 10.0], "to": [30.0, 80.0], "width_m": 3.0}]
