@@ -11,7 +11,7 @@ Elsewhere (the 2-D mode), each second:
   gated GNSS fixes and freezes while the fast-fading cue says the truck stands;
 In both modes a second filter learns one RSSI offset per surveyed emitter, exponent corrections
 and the exterior wall's loss from the residuals at the tracked position (doors where the aisles
-cross the wall let a fifth of it through: doors.py), and a search flags emitters that were moved.
+cross the wall let half of it through: doors.py), and a search flags emitters that were moved.
 Estimate t uses data in (-inf, t] and is returned once an observation later than t arrives.
 """
 
