@@ -26,7 +26,7 @@ its frame, and doors are closed part of the time (the simulator's open door: 2 o
 hall RMSE, 6 scenarios x 4 seeds x 20 min: 6.70 / 6.71 / 6.72 / 6.76 m for 0.2 / 0.35 / 0.5 /
 0.7, each step near the noise; 3 seeds x 30 min, 0.2 against 0.5: 6.16 / 6.15 m, but the median
 error 0.2 m worse in every hall scenario at 0.2 (indoor_shift 1.41 / 1.21 m) and heatmap TV
-0.214 / 0.206."""
+0.214 / 0.205."""
 DOOR_CHUNK_CELLS = 2_000_000
 """Doors x receivers x emitters evaluated at once: each temporary holds at most this many
 values (16 MB), unless one door's receivers x emitters alone are more."""
