@@ -36,7 +36,8 @@ class GnssFix:
     """A GNSS position converted to the site frame, with its uncertainty.
 
     `sigma_m` is the 1-sigma horizontal error per axis: from GST when the receiver sends it, else
-    HDOP times a receiver error figure. `lat`/`lon` keep the raw WGS84 values.
+    HDOP times a receiver error figure. `lat`/`lon` keep the raw WGS84 values; `speed_mps` is
+    RMC's speed over ground.
     """
 
     t: float
@@ -49,6 +50,7 @@ class GnssFix:
     lon: float = 0.0
     num_sats: int = 0
     has_gst: bool = False
+    speed_mps: float | None = None  # speed over ground (RMC: Doppler), when the receiver gives it
 
 
 @dataclass(frozen=True, slots=True)

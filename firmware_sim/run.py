@@ -184,6 +184,18 @@ def _merged_values(caps: list[Captured], g: np.ndarray, pos: np.ndarray) -> list
     return out
 
 
+def _rmc_speed_mps(lines: tuple[str, ...]) -> float | None:
+    """The speed over ground the agent's NMEA reader takes from the epoch's RMC (same sums)."""
+    from edge_agent.sources.nmea import MAX_KNOTS, MPS_PER_KNOT
+
+    for line in lines:
+        fields = line.split(",")
+        if fields[0].endswith("RMC") and len(fields) > 7 and fields[7]:
+            knots = float(fields[7])
+            return knots * MPS_PER_KNOT if 0 <= knots <= MAX_KNOTS else None
+    return None
+
+
 def _observations(run: SimRun) -> list[Observation]:
     """Exactly what the agent's sources yield from the bundle (surveyed emitters only)."""
     from edge_agent.sources.dot11 import channel_to_freq
@@ -213,7 +225,8 @@ def _observations(run: SimRun) -> list[Observation]:
         has_gst = run.scenario.gnss.gst
         sigma = (float(np.sqrt((e.sigma_lat_m ** 2 + e.sigma_lon_m ** 2) / 2)) if has_gst
                  else e.hdop * RECEIVER_UERE_M / float(np.sqrt(2.0)))
-        gnss.append(GnssFix(e.t, x, y, sigma, e.hdop, 1, e.lat, e.lon, e.num_sats, has_gst))
+        gnss.append(GnssFix(e.t, x, y, sigma, e.hdop, 1, e.lat, e.lon, e.num_sats, has_gst,
+                            _rmc_speed_mps(e.lines)))
     out = wifi + ble + gnss
     out.sort(key=lambda o: o.t)
     return out

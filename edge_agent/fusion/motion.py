@@ -4,9 +4,10 @@ Primary cue, fast fading: multipath decorrelates over half a wavelength (6 cm at
 beacons of one AP 0.1 s apart differ by the full fading spread (tens of dB^2) on a truck moving at
 walking pace, but by about 1 dB^2 on a standing one (only people around it move). The mean squared
 difference of such pairs over the last seconds separates the two by an order of magnitude.
-Fallback when too few pairs (BLE only, sparse APs): a two-window drift test of the per-second
-means (and GNSS), against each channel's own scatter. Being independent of the filter is what lets
-idle freeze the position without a feedback loop.
+Fallback when too few pairs (BLE only, sparse APs, the yard): the receiver's speed over ground
+when a confident GNSS fix gives it (Doppler: independent of the position error), else a two-window
+drift test of the per-second means (and GNSS positions), against each channel's own scatter.
+Being independent of the filter is what lets idle freeze the position without a feedback loop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ MIN_PAIRS = 4
 """Fewer pairs than this in the window: fall back to the drift test."""
 MIN_CHANNELS = 2
 """Fewer channels heard in both halves than this: no decision, keep the previous state."""
+GNSS_SPEED_START_MPS = 0.8
+GNSS_SPEED_STOP_MPS = 0.4
+"""Speed over ground (mean of the last two fixes) to declare moving / idle. Standing receivers
+report up to 0.6 m/s (tests/data/real-captures: bu353s4 0.59, rx210 0.35, the rest <= 0.3);
+a forklift that moves does 1-3 m/s."""
+GNSS_SPEED_MAX_AGE_S = 2
+"""Seconds a speed counts for: a fix a second is the norm, GNSS is often lost indoors."""
 MIN_SCATTER_DB = 0.7
 """Floor of a channel's per-second scatter: integer-dBm quantisation alone gives about 0.3 dB."""
 
@@ -43,20 +51,31 @@ class MotionDetector:
         self.moving = False
         self.stat = 0.0
         self._hist: deque[tuple[IntArray, Array, Array | None, float]] = deque(maxlen=2 * half_s)
+        self._speeds: deque[float | None] = deque(maxlen=GNSS_SPEED_MAX_AGE_S)
 
     def update(self, idx: IntArray, z_dbm: Array, gnss_xy: Array | None,
-               gnss_sigma_m: float, pair_sum_db2: float = 0.0, pairs: int = 0) -> bool:
+               gnss_sigma_m: float, pair_sum_db2: float = 0.0, pairs: int = 0,
+               gnss_speed_mps: float | None = None) -> bool:
         """Feed one second: heard channel indices with their mean RSSI, the GNSS position (or
-        None) with its sigma, and the sum of squared differences of `pairs` close frame pairs;
-        returns the moving flag after hysteresis."""
+        None) with its sigma, the sum of squared differences of `pairs` close frame pairs, and a
+        confident fix's speed over ground (or None); returns the moving flag after hysteresis."""
         self._hist.append((idx, z_dbm, gnss_xy, gnss_sigma_m))
         self._pairs.append((pair_sum_db2, pairs))
+        self._speeds.append(gnss_speed_mps)
         n_pairs = sum(p[1] for p in self._pairs)
         if n_pairs >= MIN_PAIRS:
             self.fading_db2 = sum(p[0] for p in self._pairs) / n_pairs
             if self.moving and self.fading_db2 < self.fading_stop_db2:
                 self.moving = False
             elif not self.moving and self.fading_db2 > self.fading_start_db2:
+                self.moving = True
+            return self.moving
+        speeds = [v for v in self._speeds if v is not None]
+        if speeds:
+            speed = sum(speeds) / len(speeds)
+            if self.moving and speed < GNSS_SPEED_STOP_MPS:
+                self.moving = False
+            elif not self.moving and speed > GNSS_SPEED_START_MPS:
                 self.moving = True
             return self.moving
         if len(self._hist) < 2 * self.half_s:

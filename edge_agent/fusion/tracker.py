@@ -165,6 +165,9 @@ WALL_LOSS_MAX_DB = 30.0
 
 GATED_STREAK_FIXES = 5
 """Gated fixes in a row that, agreeing with each other and with the grid, move the track."""
+GNSS_SPEED_MAX_SIGMA_M = 3.0
+"""The motion cue takes a fix's speed over ground only from a fix this good (open sky: indoors
+multipath corrupts the Doppler too)."""
 GNSS_MIN_SIGMA_M = 0.5
 """No fix is trusted below this, whatever GST says (antenna on a moving vehicle)."""
 
@@ -533,8 +536,10 @@ class Tracker:
         gxy = np.array([fixes[-1].x_m, fixes[-1].y_m]) if fixes else None
         was_moving = self.motion.moving
         self._idle_s = 0.0 if was_moving else self._idle_s + dt
+        speed = (fixes[-1].speed_mps if fixes and fixes[-1].sigma_m <= GNSS_SPEED_MAX_SIGMA_M
+                 else None)
         self.motion.update(idx, z, gxy, fixes[-1].sigma_m if fixes else 0.0, self._pair_sum,
-                           self._pairs)
+                           self._pairs, speed)
         self._pair_sum = 0.0
         self._pairs = 0
         return was_moving

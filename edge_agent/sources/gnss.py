@@ -93,7 +93,7 @@ class GnssSource:
         else:
             sigma_m = sigma_from_hdop(e.hdop or UNKNOWN_HDOP)
         return GnssFix(e.t, x_m, y_m, sigma_m, e.hdop, e.fix_quality, e.lat, e.lon, e.num_sats,
-                       has_gst)
+                       has_gst, e.speed_mps)
 
     # -- constructors ------------------------------------------------------------------------
 

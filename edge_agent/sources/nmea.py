@@ -57,6 +57,9 @@ RECEIVER_UERE_M = 4.0
 UNKNOWN_HDOP = 2.0
 
 _ADDRESS_RE = re.compile(r"^[A-Z]{2}[A-Z]{3}$")
+MPS_PER_KNOT = 1852.0 / 3600.0
+MAX_KNOTS = 100.0
+"""A speed over ground above this (185 km/h) is not a forklift's: the field is taken as absent."""
 _USED_TYPES = frozenset({"RMC", "GGA", "GST", "ZDA", "GSA"})
 _SECONDS_PER_DAY = 86400.0
 
@@ -148,6 +151,7 @@ class Epoch:
     num_sats: int = 0
     sigma_lat_m: float | None = None  # from GST
     sigma_lon_m: float | None = None
+    speed_mps: float | None = None  # RMC speed over ground
 
 
 @dataclass
@@ -332,7 +336,9 @@ class EpochAssembler:
         slon = _float(p.gst, "std_dev_longitude") if p.gst is not None else None
         if slat is None or slon is None or slat <= 0 or slon <= 0:
             slat = slon = None
-        return Epoch(t, True, lat, lon, alt, hdop, quality, sats, slat, slon)
+        knots = _float(rmc, "spd_over_grnd") if rmc is not None else None
+        speed = knots * MPS_PER_KNOT if knots is not None and 0 <= knots <= MAX_KNOTS else None
+        return Epoch(t, True, lat, lon, alt, hdop, quality, sats, slat, slon, speed)
 
 
 _HEX_DIGITS = frozenset("0123456789ABCDEFabcdef")

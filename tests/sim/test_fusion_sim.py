@@ -15,7 +15,7 @@ import pytest
 
 from edge_agent.estimate import Estimate
 from edge_agent.fusion.baselines import weighted_centroid
-from edge_agent.fusion.evaluate import Truth, score
+from edge_agent.fusion.evaluate import Truth, motion_figures, score
 from edge_agent.fusion.tracker import Tracker
 from edge_agent.observations import GnssFix, Observation
 
@@ -137,3 +137,12 @@ def test_standing_truck_does_not_drift_and_is_seen_idle() -> None:
     assert spreads, "the run has no idle stretch"
     assert max(spreads) < 2.5
     assert np.mean(idle_flags) > 0.9
+
+
+def test_yard_driving_without_frame_pairs_is_seen_moving_from_the_gnss_speed() -> None:
+    # high_bay seed 0: in the yard few APs are heard (no frame pairs for the fading cue); the
+    # fixes' speed over ground carries the motion cue there (moving share 31.7 % without it)
+    run = _sim("high_bay", 0, 900.0)
+    est, _ = _track(run)
+    m = motion_figures(_truth(run), est)
+    assert abs(m["moving_share_est"] - m["moving_share_true"]) < 0.03

@@ -53,6 +53,19 @@ SKIPS: dict[str, dict[str, int]] = {
 }
 
 
+def test_speed_over_ground_from_rmc(real_captures: Path) -> None:
+    # bu353s4: "$GPRMC,030719.000,A,...,0.69,181.39,..." (knots) for its first fix; hemi sends
+    # no RMC: no speed; a standing receiver's Doppler speed stays small (the motion cue's
+    # thresholds rest on it: docs/fusion.md)
+    fixes = [o for o in GnssSource.replay(real_captures / "gnss" / "gpsd_bu353s4.log", None)
+             if isinstance(o, GnssFix)]
+    assert fixes[0].speed_mps == pytest.approx(0.69 * 1852 / 3600)
+    assert all(f.speed_mps is not None and 0 <= f.speed_mps < 0.6 for f in fixes)
+    hemi = [o for o in GnssSource.replay(real_captures / "gnss" / "gpsd_hemi.log", None)
+            if isinstance(o, GnssFix)]
+    assert hemi and all(f.speed_mps is None for f in hemi)
+
+
 def date_of(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.UTC).date().isoformat()
 
