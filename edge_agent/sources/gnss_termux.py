@@ -29,6 +29,7 @@ ACCURACY_68_TO_SIGMA = math.sqrt(-2.0 * math.log(1.0 - 0.68))
 # Android keeps handing out the last GPS fix after the receiver lost the sky; older than this it is
 # no longer where the truck is (a forklift covers 10 m in 3-5 s).
 MAX_FIX_AGE_S = 3.0
+MAX_SPEED_MPS = 50.0  # a speed above this (180 km/h) is not a forklift's: taken as absent
 DEFAULT_INTERVAL_S = 1.0  # the GPS provider's own rate
 # The same fix polled twice comes back with its age measured at each poll; the two computed
 # times differ by the command's own timing, well under this.
@@ -36,9 +37,9 @@ REPEAT_TOLERANCE_S = 0.5
 
 
 def parse_termux_location(text: str, now_s: float, stats: SourceStats
-                          ) -> tuple[float, float, float, float, float] | None:
-    """termux-location JSON -> (t_s, lat, lon, alt_m, sigma_m), or None (counted) without a
-    usable fix."""
+                          ) -> tuple[float, float, float, float, float, float | None] | None:
+    """termux-location JSON -> (t_s, lat, lon, alt_m, sigma_m, speed_mps or None), or None
+    (counted) without a usable fix."""
     text = text.strip()
     if not text:
         stats.skip("no_fix")
@@ -65,7 +66,13 @@ def parse_termux_location(text: str, now_s: float, stats: SourceStats
     if not 0.0 <= age_s <= MAX_FIX_AGE_S:
         stats.skip("stale_fix")
         return None
-    return now_s - age_s, lat, lon, alt_m, accuracy_m / ACCURACY_68_TO_SIGMA
+    try:  # Android's Location.getSpeed(), m/s; absent when the provider has none
+        speed: float | None = float(doc["speed"]) if "speed" in doc else None
+    except (TypeError, ValueError):
+        speed = None
+    if speed is not None and not 0.0 <= speed <= MAX_SPEED_MPS:
+        speed = None
+    return now_s - age_s, lat, lon, alt_m, accuracy_m / ACCURACY_68_TO_SIGMA, speed
 
 
 class TermuxLocationSource:
@@ -108,16 +115,17 @@ class TermuxLocationSource:
                     self.stats.observations += 1
                     yield GnssNoFix(now_s)
                 continue
-            t_s, lat, lon, alt_m, sigma_m = fix
+            t_s, lat, lon, alt_m, sigma_m, speed_mps = fix
             if t_s <= last_t or ((lat, lon) == last_latlon
                                  and t_s - last_t < REPEAT_TOLERANCE_S):
                 self.stats.skip("repeated_fix")  # the same fix polled again
                 continue
             last_t, last_latlon = t_s, (lat, lon)
             self.stats.observations += 1
-            yield self._fix(t_s, lat, lon, alt_m, sigma_m)
+            yield self._fix(t_s, lat, lon, alt_m, sigma_m, speed_mps)
 
-    def _fix(self, t_s: float, lat: float, lon: float, alt_m: float, sigma_m: float) -> GnssFix:
+    def _fix(self, t_s: float, lat: float, lon: float, alt_m: float, sigma_m: float,
+             speed_mps: float | None = None) -> GnssFix:
         if self.site is not None:
             x_m, y_m = self.site.to_local(lat, lon)
         else:
@@ -125,4 +133,4 @@ class TermuxLocationSource:
                 self._origin = Origin(lat, lon, alt_m)
             x_m, y_m, _ = geodetic_to_enu(lat, lon, self._origin.alt, self._origin)
         hdop = sigma_m * math.sqrt(2.0) / RECEIVER_UERE_M  # the HDOP that NMEA would imply
-        return GnssFix(t_s, x_m, y_m, sigma_m, hdop, 1, lat, lon)
+        return GnssFix(t_s, x_m, y_m, sigma_m, hdop, 1, lat, lon, speed_mps=speed_mps)

@@ -42,8 +42,9 @@ def test_fresh_fix_is_placed_in_the_site_frame_at_its_own_time() -> None:
     stats = SourceStats()
     fix = parse_termux_location((DATA / "fix.json").read_text(), NOW, stats)
     assert fix is not None
-    t_s, lat, lon, _, sigma_m = fix
+    t_s, lat, lon, _, sigma_m, speed_mps = fix
     assert t_s == pytest.approx(NOW - 0.412)
+    assert speed_mps == pytest.approx(2.35)  # the provider's speed, for the motion cue
     assert sigma_m == pytest.approx(4.551 / 1.5096, rel=1e-3)
     x_m, y_m = SITE.to_local(lat, lon)
     assert 71 < x_m < 72 and 89 < y_m < 90  # 0.0009455 deg east, 0.0008012 deg north
