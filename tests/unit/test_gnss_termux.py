@@ -86,6 +86,7 @@ def test_survey_mode_measures_from_the_first_fix() -> None:
     (fix,) = list(src)
     assert isinstance(fix, GnssFix)
     assert (fix.x_m, fix.y_m) == (0.0, 0.0)
+    assert fix.speed_mps == pytest.approx(2.35)
 
 
 def test_run_and_record_build_the_termux_source_from_the_option(tmp_path: Path) -> None:
