@@ -41,7 +41,8 @@ class CellRssiModel:
 
     def __init__(self, cx_m: Array, cy_m: Array, indoor: Array, cell_m: float, area_m2: float,
                  ex_m: Array, ey_m: Array, dz_m: Array, p1m_dbm: Array, n: Array,
-                 walls: WallModel) -> None:
+                 walls: WallModel, door_gnss_sigma_per_m: float = 0.0) -> None:
+        """door_gnss_sigma_per_m > 0: indoor cells by a door take GNSS (see gnss_loglik)."""
         self.cx = cx_m
         self.cy = cy_m
         self.indoor = indoor
@@ -54,7 +55,7 @@ class CellRssiModel:
         self.nominal_dbm = p1m_dbm[None, :] - 10.0 * n[None, :] * self.log10_d  # (M, K)
         self.wall = walls.share(cx_m, cy_m, indoor)  # (M, K): 0 / through a door / 1
         self.door_depth_m = np.where(indoor, walls.door_distance_m(cx_m, cy_m), np.inf)
-        self.door_gnss_sigma_per_m = 0.0  # > 0: indoor cells by a door take GNSS (see there)
+        self.door_gnss_sigma_per_m = door_gnss_sigma_per_m
         self.slope_db_per_m = 10.0 * n[None, :] / LN10 / d  # |d rssi / d r|, for cell smearing
         self.common_inv_var: Array | None = None
         self.set_calibration(np.zeros(len(ex_m)), 0.0, np.full(len(ex_m), 5.0), None, -95.0, 5.0)

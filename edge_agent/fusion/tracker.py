@@ -290,11 +290,11 @@ class Tracker:
                 self.route = RouteFilter(rg, CellRssiModel(
                     rg.cx, rg.cy, r_indoor, rg.cell_m,
                     float(rg.n_cells) * rg.cell_m * ROUTE_STRIP_M,
-                    self.ex, self.ey, self.dz, self.p1m, self.n, self.walls),
+                    self.ex, self.ey, self.dz, self.p1m, self.n, self.walls,
+                    p.door_gnss_sigma_per_m),
                     keep_p=p.route_keep_p, start_p=p.route_start_p, turn_p=p.route_turn_p,
                     escape_p=p.route_escape_p, cue_mismatch=p.route_cue_mismatch,
                     body_pattern_db=p.body_pattern_db, ex_m=self.ex, ey_m=self.ey)
-                self.route.model.door_gnss_sigma_per_m = p.door_gnss_sigma_per_m
                 self.mode_reason = "aisles cover the site"
             else:
                 self.mode_reason = "aisles do not cover every zone"
