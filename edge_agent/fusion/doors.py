@@ -4,8 +4,7 @@ site.json has no doors, but trucks only leave the hall through them, and a driva
 crosses from an indoor zone into an outdoor one crosses the wall at a door. A radio path between
 the hall and the yard that passes through such an opening loses far less than one through the
 wall (the simulator's hall: 12 dB through the wall, 2 dB through an open dock door). Without
-doors a truck standing in a doorway fits both sides of the wall, and the wall loss learnt from
-the yard by the doors collapses towards the door's.
+doors a truck standing in a doorway fits both sides of the wall.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_agent.fusion.aisle_coverage import segment_distance_m
 from edge_agent.fusion.models import Array, IntArray
 from edge_agent.site import Site
 
@@ -55,15 +55,6 @@ class Door:
     wall_dx: float = 1.0
     wall_dy: float = 0.0
     height_m: float = DOOR_HEIGHT_M
-
-
-def _segment_distance_m(x_m: float, y_m: float, a: tuple[float, float],
-                       b: tuple[float, float]) -> float:
-    ex, ey = b[0] - a[0], b[1] - a[1]
-    length2 = ex * ex + ey * ey
-    u = 0.0 if length2 <= 0 else min(max(((x_m - a[0]) * ex + (y_m - a[1]) * ey) / length2,
-                                         0.0), 1.0)
-    return float(np.hypot(a[0] + u * ex - x_m, a[1] + u * ey - y_m))
 
 
 def _zone_kind(site: Site, x_m: float, y_m: float) -> int:
@@ -122,8 +113,8 @@ def doors_from_aisles(site: Site) -> tuple[Door, ...]:
     for cx, cy, hw in crossings:
         # only aisles that run through the crossing: not a yard road along the outside of
         # the wall that an indoor aisle merely ends next to
-        through = np.array([_segment_distance_m(cx, cy, a.start, a.end) <= _ON_AISLE_M
-                            for a in site.aisles])
+        through = np.array([float(segment_distance_m(np.array(cx), np.array(cy), a))
+                            <= _ON_AISLE_M for a in site.aisles])
         d = np.hypot(sx - cx, sy - cy)
         ring = (d >= _BEYOND_M[0]) & (d <= _BEYOND_M[1]) & through[aisle]
         if not ((ring & (kind == 1)).any() and (ring & (kind == 0)).any()):

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from edge_agent.fusion.aisle_coverage import segment_distance_m
 from edge_agent.fusion.doors import WallModel
 from edge_agent.fusion.models import Array, IntArray
 from edge_agent.fusion.rssi_table import CellRssiModel
@@ -51,7 +52,7 @@ class GridFilter:
             on = np.zeros(self.cx.shape[0], dtype=bool)
             slack = cell_m / math.sqrt(2.0)  # a cell counts if any of it touches the aisle
             for a in site.aisles:
-                on |= _segment_distance(self.cx, self.cy, a.start, a.end) <= a.width_m / 2 + slack
+                on |= segment_distance_m(self.cx, self.cy, a) <= a.width_m / 2 + slack
             self.aisle_logprior = np.where(on, 0.0, -aisle_off_penalty)
         self.logp = np.zeros(self.cx.shape[0])
         self.last_ll = np.zeros(self.cx.shape[0])
@@ -181,16 +182,6 @@ class GridFilter:
         p = self.probabilities()
         near = (self.cx - x_m) ** 2 + (self.cy - y_m) ** 2 <= radius_m ** 2
         return float(p[near].sum())
-
-
-def _segment_distance(x: Array, y: Array, a: tuple[float, float], b: tuple[float, float]
-                      ) -> Array:
-    """Distance from points to the segment a-b."""
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    length2 = max(dx * dx + dy * dy, 1e-12)
-    t = np.clip(((x - a[0]) * dx + (y - a[1]) * dy) / length2, 0.0, 1.0)
-    out: Array = np.hypot(x - (a[0] + t * dx), y - (a[1] + t * dy))
-    return out
 
 
 def _blur_matrix(n: int, s: float) -> Array:
