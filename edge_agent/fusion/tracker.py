@@ -581,12 +581,13 @@ class Tracker:
         if not fixes:
             return consistent
         g = route.g
+        prior = route.mean_cov() if route.started else None  # the same for every fix
         for f in fixes:
             self.stats["gnss_fixes"] += 1
             sigma = max(f.sigma_m, GNSS_MIN_SIGMA_M)
             passed = False
-            if route.started:
-                mx, my, c = route.mean_cov()
+            if prior is not None:
+                mx, my, c = prior
                 y = np.array([f.x_m - mx, f.y_m - my])
                 d2 = float(y @ np.linalg.solve(c + np.eye(2) * sigma * sigma, y))
                 passed = d2 <= self.p.gnss_gate_chi2
