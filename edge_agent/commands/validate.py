@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edge_agent.config import check_permissions, load_config
 from edge_agent.errors import ConfigError, InputError
-from edge_agent.fusion.aisle_coverage import aisles_cover_site
+from edge_agent.fusion.aisle_coverage import aisles_cover_site, open_ground_zones
 from edge_agent.fusion.doors import doors_from_aisles
 from edge_agent.site import Site, load_site
 
@@ -43,8 +43,11 @@ def site_warnings(site: Site) -> list[str]:
         covered, cov = aisles_cover_site(site)
         if not covered:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in cov.items())
-            out.append(f"aisles: they leave a zone uncovered (near an aisle: {shares}); the agent "
-                       "tracks in 2-D, without the aisle filter (docs/fusion.md, Two modes)")
+            route, ground = open_ground_zones(site)
+            out.append(f"aisles: they leave a zone uncovered (near an aisle: {shares}); " + (
+                f"the agent tracks {', '.join(ground)} as open ground, off the aisles "
+                "(docs/fusion.md, Open ground)" if route else
+                "the agent tracks in 2-D, without the aisle filter (docs/fusion.md, Two modes)"))
         if (any(z.indoor for z in site.zones) and any(not z.indoor for z in site.zones)
                 and not doors_from_aisles(site)):
             out.append("doors: no aisle crosses from an indoor zone into an outdoor one, so the "
@@ -56,11 +59,13 @@ def site_warnings(site: Site) -> list[str]:
 def _aisles_line(site: Site) -> str:
     if not site.aisles:
         return "no aisles: 2-D tracking"
-    covered, _ = aisles_cover_site(site)
+    route, ground = open_ground_zones(site)
     doors = doors_from_aisles(site)
     where = "".join(f" ({d.x_m:.1f}, {d.y_m:.1f})" for d in doors[:8])
     more = f" and {len(doors) - 8} more" if len(doors) > 8 else ""
-    return (f"{len(site.aisles)} aisles: {'aisle filter' if covered else '2-D tracking'}; "
+    mode = ("2-D tracking" if not route else "aisle filter" + (
+        f" + open ground in {', '.join(ground)}" if ground else ""))
+    return (f"{len(site.aisles)} aisles: {mode}; "
             f"{len(doors)} door{'' if len(doors) == 1 else 's'}{where}{more}")
 
 

@@ -33,6 +33,11 @@ GAP_HOP_M = 5.0
 GAP_HOP_P = 0.1
 """Where two aisles' cells lie within 5 m without their edges meeting (a drawing gap), a tenth
 of the mass there crosses each second (a truck drives across; the plan just does not say)."""
+OPEN_ENTER_P = 0.01
+"""Per second, the share of the mass on an aisle cell beside open ground that drives off onto
+it (split over the open cells beside it) ..."""
+OPEN_LEAVE_P = 0.2
+"""... and the share of an open cell beside an aisle that drives onto it."""
 CUE_MISMATCH = 0.15
 """Likelihood ratio of the motion cue (frame-to-frame fading) against the speed it contradicts."""
 
@@ -57,8 +62,9 @@ class RouteFilter:
             fwd = graph.heading_rad[:graph.n_cells]
             bearing = np.arctan2(ey_m[:, None] - graph.cy[None, :],
                                  ex_m[:, None] - graph.cx[None, :])
-            self._fwd_shift_t = np.ascontiguousarray(
-                -0.5 * body_pattern_db * np.cos(bearing - fwd[None, :]), dtype=np.float32)
+            self._fwd_shift_t = np.ascontiguousarray(  # (open cells: no heading, no shift)
+                -0.5 * body_pattern_db * np.cos(bearing - fwd[None, :]) * ~graph.is_open,
+                dtype=np.float32)
         self.turn_p = turn_p
         self.escape_p = escape_p
         self.cue_mismatch = cue_mismatch
@@ -72,21 +78,34 @@ class RouteFilter:
             t[i, lo] += (1.0 - keep_p) / 2.0
             t[i, hi] += (1.0 - keep_p) / 2.0
         self.speed_t = t  # rows: from, columns: to
-        self._moves = [graph.steps(k) for k in range(v)]
+        self._moves = [graph.moves(k) for k in range(v)]
         # all moving bins' moves as one gather and one bincount on the flattened (speed, state)
         n = graph.n_states
         self._move_src = np.concatenate([k * n + self._moves[k][0] for k in range(1, v)])
         self._move_dst = np.concatenate([k * n + self._moves[k][1] for k in range(1, v)])
         self._move_w = np.concatenate([self._moves[k][2] for k in range(1, v)])
+        # hops, each weighted by its probability per second: drawing gaps, and off the aisles
+        # onto open ground (both directions of the aisle cell to both of the open cell)
         hs, hd, hw = graph.gap_hops(GAP_HOP_M)
+        link_a, link_o = graph.open_links()
+        hw = hw * GAP_HOP_P
+        if link_a.size:
+            nc = graph.n_cells
+            lw = OPEN_ENTER_P / np.bincount(link_a, minlength=nc)[link_a] / 2.0
+            ow = OPEN_LEAVE_P / np.bincount(link_o, minlength=nc)[link_o] / 2.0
+            hs = np.concatenate([hs, link_a, link_a + nc,  # onto the open cell's forward state
+                                 link_o, link_o, link_o + nc, link_o + nc])
+            hd = np.concatenate([hd, link_o, link_o, link_a, link_a + nc, link_a, link_a + nc])
+            hw = np.concatenate([hw, lw, lw, ow / 2.0, ow / 2.0, ow / 2.0, ow / 2.0])
         self._hop_src = np.concatenate([k * n + hs for k in range(v)])
         self._hop_dst = np.concatenate([k * n + hd for k in range(v)])
         self._hop_w = np.tile(hw, v)
-        # (not np.unique: it imports numpy.ma, 7 ms of every replay's start)
-        self._hop_from = np.flatnonzero(np.bincount(self._hop_src, minlength=v * n))
+        # the share of each state that hops away per second
+        self._hop_keep = 1.0 - np.bincount(self._hop_src, weights=self._hop_w, minlength=v * n)
         # per cell, its centre rounded as mass_points hands it out (Python floats, built once)
         self._cx_out = [round(float(x), 2) for x in graph.cx]
         self._cy_out = [round(float(y), 2) for y in graph.cy]
+        self._extent = graph.cell_size_m ** 2 / 12.0  # per cell: its own spread
         self.p = np.full((v, graph.n_states), 1.0 / (v * graph.n_states))
         self._version = 0  # bumped whenever predict, update or reset replace p
         self._pc_cache: tuple[int, int, Array] | None = None
@@ -100,16 +119,20 @@ class RouteFilter:
     def predict(self, dt_s: float) -> None:
         """Advance by dt seconds: speeds change, the mass moves, standing trucks may turn."""
         n = self.g.n_states
+        na, nc = self.g.n_aisle_cells, self.g.n_cells
         for _ in range(max(0, min(round(dt_s), MAX_STEPS_PER_PREDICT))):
             p = self.speed_t.T @ self.p
+            if nc > na:  # an open cell's two directed states are one place: one moves for both
+                p[:, na:nc] += p[:, nc + na:]
+                p[:, nc + na:] = 0.0
             moved = np.asarray(np.bincount(self._move_dst, weights=p.reshape(-1)[self._move_src]
                                            * self._move_w, minlength=p.size), dtype=np.float64)
             moved[:n] = (1.0 - self.turn_p) * p[0] + self.turn_p * p[0][self.g.reverse]
             if self._hop_src.size:
                 hop = np.bincount(self._hop_dst, weights=moved[self._hop_src] * self._hop_w,
                                   minlength=moved.size)
-                moved[self._hop_from] *= 1.0 - GAP_HOP_P
-                moved += GAP_HOP_P * hop
+                moved *= self._hop_keep
+                moved += hop
             p = moved.reshape(p.shape)
             p *= 1.0 - self.escape_p
             p += self.escape_p / p.size
@@ -172,7 +195,7 @@ class RouteFilter:
         dy = cy - my
         pdx = pc * dx
         sxy = float(pdx @ dy)
-        extent = self.g.cell_m ** 2 / 12.0
+        extent = float(pc @ self._extent)
         c = np.array([[float(pdx @ dx) + extent, sxy], [sxy, float((pc * dy) @ dy) + extent]])
         return mx, my, c
 

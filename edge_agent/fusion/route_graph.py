@@ -7,6 +7,12 @@ two junctions is cut into cells of about `cell_m`; every cell exists twice, once
 travel. `steps(k)` says where the mass of each directed cell goes after moving k cells: straight
 on along the edge and, past a junction, split evenly over every way out but the way back (a dead
 end holds the truck: it turns around through `reverse`, like a forklift at a rack face).
+
+Open areas (a yard the plan draws no aisles in) are square cells after the aisle cells. A truck
+there drives any way: moving k cells, its mass goes to a ring of radius k cells around it
+(`steps(k)`), onto the forward state (the two directed states of an open cell are one place);
+it drives between open ground and the aisle cells beside it through `open_links` (hops: see
+route_filter.py).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_agent.fusion.models import Array, IntArray
 from edge_agent.site import Aisle
@@ -24,6 +31,16 @@ NODE_MERGE_M = 0.5
 """Points closer than this are one junction (survey drawings are not exact)."""
 HOP_CHUNK_CELLS = 128
 """gap_hops measures distances for this many cells at a time (1 MB per 1 000 cells)."""
+OPEN_LINK_M = 5.0
+"""An aisle cell and an open cell this far beyond the aisle's edge are linked (a truck drives
+off an aisle's end, or its side, onto open ground; the zone border may lie between them)."""
+RING_SIGMA_M = 0.7
+"""Open ground: a truck moving at k cells per second lands within about this of the ring of
+radius k cells (a speed bin is 1 cell/s wide)."""
+RING_MIN_W = 1e-3
+"""Ring weights below this share of the largest are left out."""
+_RING_SUB = 6  # sub-points per cell side and ...
+_RING_ANGLES = 48  # ... headings integrating the ring over each cell
 MAX_ROUTE_CELLS = 8_000
 """Cell budget (undirected): a network longer than 8 km gets longer cells, not bigger tables.
 Every edge keeps at least one cell, so a network of more edges than this exceeds it (one cell
@@ -48,7 +65,10 @@ class Edge:
 class RouteGraph:
     """Cells along the aisles: centres (cx, cy) per undirected cell; directed states on top."""
 
-    def __init__(self, aisles: tuple[Aisle, ...], cell_m: float = 1.0) -> None:
+    def __init__(self, aisles: tuple[Aisle, ...], cell_m: float = 1.0,
+                 open_x_m: Array | None = None, open_y_m: Array | None = None,
+                 open_cell_m: float = 2.0) -> None:
+        """open_x_m, open_y_m: centres of the open-area cells, on a raster of open_cell_m."""
         self.nodes: list[tuple[float, float]] = []
         self.edges = _split(aisles, self.nodes)
         total_m = sum(e.length_m for e in self.edges)
@@ -70,7 +90,21 @@ class RouteGraph:
             half.extend([e.width_m / 2.0] * n)
             length.extend([e.length_m / n] * n)
             heading.extend([math.atan2(e.by - e.ay, e.bx - e.ax)] * n)
+        self.n_aisle_cells = len(cx)
+        n_open = 0 if open_x_m is None or open_y_m is None else int(open_x_m.size)
+        if n_open:
+            assert open_x_m is not None and open_y_m is not None
+            cx.extend(open_x_m.tolist())
+            cy.extend(open_y_m.tolist())
+            # no width, no heading; a speed bin is 1 m/s there (cells/s x this length)
+            half.extend([open_cell_m / 2.0] * n_open)
+            length.extend([1.0] * n_open)
+            heading.extend([0.0] * n_open)
         self.cell_m = cell_m
+        self.open_cell_m = open_cell_m
+        self.is_open: npt.NDArray[np.bool_] = np.arange(len(cx)) >= self.n_aisle_cells
+        # per cell, its side (the extent a posterior over cells adds to the covariance)
+        self.cell_size_m: Array = np.where(self.is_open, open_cell_m, cell_m)
         self.cx: Array = np.array(cx, dtype=np.float64)
         self.cy: Array = np.array(cy, dtype=np.float64)
         self.half_width_m: Array = np.array(half, dtype=np.float64)
@@ -84,7 +118,8 @@ class RouteGraph:
         # per directed state: the real length of its cell (between 0.5 and 1.5 cell_m, or the
         # whole edge when an edge is shorter than that): speed is cells/s times this
         self.cell_len_m: Array = np.concatenate([cell_len, cell_len])
-        self.cell_edge: IntArray = np.repeat(np.arange(len(self.edges)), count).astype(np.intp)
+        self.cell_edge: IntArray = np.concatenate([  # (open cells: -1)
+            np.repeat(np.arange(len(self.edges)), count), np.full(n_open, -1)]).astype(np.intp)
         fwd = np.array(heading, dtype=np.float64)
         self.heading_rad: Array = np.concatenate([fwd, fwd + math.pi])  # per directed state
         self.reverse: IntArray = np.concatenate([np.arange(n_cells) + n_cells,
@@ -124,20 +159,38 @@ class RouteGraph:
         return (np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp),
                 np.array(w, dtype=np.float64))
 
+    def open_links(self) -> tuple[IntArray, IntArray]:
+        """Pairs (aisle cell, open cell) within reach: the open cell's centre within the aisle's
+        half width + OPEN_LINK_M of the aisle cell's centre."""
+        na = self.n_aisle_cells
+        if self.n_cells == na or na == 0:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        ox, oy = self.cx[na:], self.cy[na:]
+        aa: list[IntArray] = []
+        oo: list[IntArray] = []
+        for a in range(0, na, HOP_CHUNK_CELLS):
+            b = min(na, a + HOP_CHUNK_CELLS)
+            d = np.hypot(self.cx[a:b, None] - ox[None, :], self.cy[a:b, None] - oy[None, :])
+            r, c = np.nonzero(d <= self.half_width_m[a:b, None] + OPEN_LINK_M)
+            aa.append(r + a)
+            oo.append(c + na)
+        return (np.concatenate(aa).astype(np.intp), np.concatenate(oo).astype(np.intp))
+
     def gap_hops(self, radius_m: float) -> tuple[IntArray, IntArray, Array]:
         """Hops between cells of edges that do not meet (no common junction) yet lie within
         radius_m of each other: gaps the drawing left between aisles that meet on the floor.
         (src state, dst state, weight), weights of each src summing to 1; empty for a plan
         whose aisles all meet. Each cell hops to the other cells in both directions."""
         n = self.n_cells
-        ea = np.array([e.a for e in self.edges], dtype=np.intp)[self.cell_edge]  # per cell
-        eb = np.array([e.b for e in self.edges], dtype=np.intp)[self.cell_edge]
+        na = self.n_aisle_cells  # (open cells walk to each other: see _open_successors)
+        ea = np.array([e.a for e in self.edges], dtype=np.intp)[self.cell_edge[:na]]
+        eb = np.array([e.b for e in self.edges], dtype=np.intp)[self.cell_edge[:na]]
         src: list[IntArray] = []
         dst: list[IntArray] = []
-        for a in range(0, n, HOP_CHUNK_CELLS):
-            b = min(n, a + HOP_CHUNK_CELLS)
-            d2 = ((self.cx[a:b, None] - self.cx[None, :]) ** 2
-                  + (self.cy[a:b, None] - self.cy[None, :]) ** 2)
+        cx, cy = self.cx[:na], self.cy[:na]
+        for a in range(0, na, HOP_CHUNK_CELLS):
+            b = min(na, a + HOP_CHUNK_CELLS)
+            d2 = ((cx[a:b, None] - cx[None, :]) ** 2 + (cy[a:b, None] - cy[None, :]) ** 2)
             r, c = np.nonzero(d2 <= radius_m * radius_m)
             r += a
             meet = ((ea[r] == ea[c]) | (ea[r] == eb[c]) | (eb[r] == ea[c]) | (eb[r] == eb[c]))
@@ -180,6 +233,39 @@ class RouteGraph:
                    wsum)
         self._steps[k] = out
         return out
+
+    def moves(self, k: int) -> tuple[IntArray, IntArray, Array]:
+        """`steps(k)` along the aisles and, on open ground, the ring of radius k cells."""
+        s0, d0, w0 = self.steps(k)
+        if k == 0 or self.n_cells == self.n_aisle_cells:
+            return s0, d0, w0
+        s1, d1, w1 = self._ring(k * self.cell_m)
+        return np.concatenate([s0, s1]), np.concatenate([d0, d1]), np.concatenate([w0, w1])
+
+    def _ring(self, radius_m: float) -> tuple[IntArray, IntArray, Array]:
+        """From the forward state of each open cell to the forward states of the open cells
+        about radius_m away (weights renormalised over the open cells that exist). The filter
+        keeps an open cell's mass on its forward state (`RouteFilter.predict`)."""
+        na = self.n_aisle_cells
+        s = self.open_cell_m
+        ox, oy = self.cx[na:], self.cy[na:]  # on a raster of s: whole steps from the corner
+        ix = np.round((ox - ox.min()) / s).astype(np.int64)
+        iy = np.round((oy - oy.min()) / s).astype(np.int64)
+        at = {(i, j): na + k for k, (i, j) in enumerate(zip(ix.tolist(), iy.tolist(),
+                                                              strict=True))}
+        offsets = _ring_offsets(radius_m, s)
+        src: list[int] = []
+        dst: list[int] = []
+        w: list[float] = []
+        for k, (i, j) in enumerate(zip(ix.tolist(), iy.tolist(), strict=True)):
+            got = [(at[(i + di, j + dj)], wo) for di, dj, wo in offsets if (i + di, j + dj) in at]
+            total = sum(wo for _, wo in got)
+            for c, wo in got:
+                src.append(na + k)
+                dst.append(c)
+                w.append(wo / total)
+        return (np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp),
+                np.array(w, dtype=np.float64))
 
     def cell_distance_m(self, x_m: float, y_m: float) -> Array:
         """Distance from a point to every cell centre."""
@@ -398,3 +484,21 @@ def _contract_short(edges: list[Edge], nodes: list[tuple[float, float]]) -> list
         out.append(Edge(a, b, e.ax, e.ay, e.bx, e.by, e.width_m))
     nodes[:] = kept
     return out
+
+
+def _ring_offsets(radius_m: float, cell_m: float) -> list[tuple[int, int, float]]:
+    """(di, dj, share) per cell offset: how much of a ring of radius_m around a cell's centre,
+    blurred by RING_SIGMA_M, falls in the cell di, dj cells away (integrated over the cell)."""
+    reach = math.ceil((radius_m + 3.0 * RING_SIGMA_M) / cell_m + 0.5)
+    theta = np.arange(_RING_ANGLES) * (2.0 * math.pi / _RING_ANGLES)
+    rx, ry = radius_m * np.cos(theta), radius_m * np.sin(theta)
+    sub = ((np.arange(_RING_SUB) + 0.5) / _RING_SUB - 0.5) * cell_m
+    out: list[tuple[int, int, float]] = []
+    for di in range(-reach, reach + 1):
+        for dj in range(-reach, reach + 1):
+            px = (di * cell_m + sub)[:, None, None]
+            py = (dj * cell_m + sub)[None, :, None]
+            d2 = (px - rx[None, None, :]) ** 2 + (py - ry[None, None, :]) ** 2
+            out.append((di, dj, float(np.mean(np.exp(-0.5 * d2 / RING_SIGMA_M ** 2)))))
+    top = max(w for _, _, w in out)
+    return [o for o in out if o[2] >= RING_MIN_W * top]

@@ -39,14 +39,16 @@ CELL_SMEAR = 0.3
 class CellRssiModel:
     """Per cell and emitter: predicted RSSI, its inverse variance and log P(missed a second)."""
 
-    def __init__(self, cx_m: Array, cy_m: Array, indoor: Array, cell_m: float, area_m2: float,
+    def __init__(self, cx_m: Array, cy_m: Array, indoor: Array, cell_m: float | Array,
+                 area_m2: float,
                  ex_m: Array, ey_m: Array, dz_m: Array, p1m_dbm: Array, n: Array,
                  walls: WallModel, door_gnss_sigma_per_m: float = 0.0) -> None:
-        """door_gnss_sigma_per_m > 0: indoor cells by a door take GNSS (see gnss_loglik)."""
+        """cell_m: the cells' side, one for all or one per cell; door_gnss_sigma_per_m > 0:
+        indoor cells by a door take GNSS (see gnss_loglik)."""
         self.cx = cx_m
         self.cy = cy_m
         self.indoor = indoor
-        self.cell_m = cell_m
+        self.cell_m: Array = np.broadcast_to(np.asarray(cell_m, dtype=np.float64), cx_m.shape)
         self.area_m2 = area_m2  # what a GNSS outlier is spread over
         d = np.sqrt((cx_m[:, None] - ex_m[None, :]) ** 2
                     + (cy_m[:, None] - ey_m[None, :]) ** 2 + dz_m[None, :] ** 2)
@@ -74,7 +76,7 @@ class CellRssiModel:
         if exponent_delta is not None:
             self.pred_dbm -= 10.0 * exponent_delta[None, :] * self.log10_d
         self.inv_var = 1.0 / (sigma_db[None, :] ** 2
-                              + (CELL_SMEAR * self.cell_m * self.slope_db_per_m) ** 2)
+                              + (CELL_SMEAR * self.cell_m[:, None] * self.slope_db_per_m) ** 2)
         self.half_log_var = -0.5 * np.log(self.inv_var)
         self.common_inv_var = (1.0 / np.maximum(common_var_db2, 1e-6)
                                if common_var_db2 is not None else None)

@@ -7,6 +7,7 @@ catch regressions; the issue's targets (RMSE <= 5 m everywhere) are not all met 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import cache
 
@@ -16,7 +17,7 @@ import pytest
 from edge_agent.estimate import Estimate
 from edge_agent.fusion.baselines import weighted_centroid
 from edge_agent.fusion.evaluate import Truth, motion_figures, score
-from edge_agent.fusion.tracker import Tracker
+from edge_agent.fusion.tracker import Tracker, TrackerParams
 from edge_agent.observations import GnssFix, Observation
 
 firmware_sim = pytest.importorskip("firmware_sim")
@@ -146,3 +147,26 @@ def test_yard_driving_without_frame_pairs_is_seen_moving_from_the_gnss_speed() -
     est, _ = _track(run)
     m = motion_figures(_truth(run), est)
     assert abs(m["moving_share_est"] - m["moving_share_true"]) < 0.03
+
+
+def test_plan_without_yard_aisles_tracks_the_yard_as_open_ground() -> None:
+    # site.json draws the hall's aisles only: the yard becomes open ground of the route filter
+    # (GNSS places the truck there) instead of the whole site going to the 2-D tracker
+    run = _sim("yard_trips", 2, 600.0)
+    site = run.site  # type: ignore[attr-defined]
+    hall_only = dataclasses.replace(site, aisles=tuple(
+        a for a in site.aisles if max(a.start[1], a.end[1]) <= 60.0))
+    truth = _truth(run)
+    figures = {}
+    for open_ground in (True, False):
+        tr = Tracker(hall_only, TrackerParams(route_open_ground=open_ground))
+        est = [e for o in run.observations for e in tr.process(o)]  # type: ignore[attr-defined]
+        est += tr.finish()
+        figures[open_ground] = (tr.mode, score(site, truth, est).zones)
+    mode, zones = figures[True]
+    assert mode == "route"
+    assert zones["yard"][0] > 60 and zones["yard"][1] < 2.5  # measured 1.67 m
+    assert zones["hall"][1] < 6.0  # measured 5.04 m
+    mode_2d, zones_2d = figures[False]
+    assert mode_2d == "2d"
+    assert zones["hall"][1] < zones_2d["hall"][1] - 0.5  # 2-D: 6.24 m

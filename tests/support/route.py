@@ -15,12 +15,14 @@ CROSS = (Aisle((0.0, 20.0), (40.0, 20.0), 3.0), Aisle((20.0, 0.0), (20.0, 40.0),
 """Two 40 m aisles crossing at (20, 20)."""
 
 
-def route_filter(aisles: tuple[Aisle, ...]) -> RouteFilter:
-    """A RouteFilter on these aisles (1 m cells) with one AP at (5, 5): callers feed it their
-    own log-likelihoods, so the RSSI tables only have to exist."""
-    g = RouteGraph(aisles, 1.0)
+def route_filter(aisles: tuple[Aisle, ...], open_x_m: Array | None = None,
+                 open_y_m: Array | None = None) -> RouteFilter:
+    """A RouteFilter on these aisles (1 m cells) and open ground (2 m cells at open_x, open_y)
+    with one AP at (5, 5): callers feed it their own log-likelihoods, so the RSSI tables only
+    have to exist."""
+    g = RouteGraph(aisles, 1.0, open_x_m, open_y_m, 2.0)
     one = np.ones(1)
-    model = CellRssiModel(g.cx, g.cy, np.ones(g.n_cells, dtype=bool), g.cell_m, 3600.0,
+    model = CellRssiModel(g.cx, g.cy, np.ones(g.n_cells, dtype=bool), g.cell_size_m, 3600.0,
                           np.array([5.0]), np.array([5.0]), np.array([2.0]), -40.0 * one,
                           2.5 * one, WallModel(5.0 * one, 5.0 * one, 2.0 * one,
                                                one.astype(bool), 2.0))

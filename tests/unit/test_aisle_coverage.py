@@ -11,9 +11,12 @@ import pytest
 from support.spec import spec_site
 
 from edge_agent.fusion.aisle_coverage import (
+    MAX_OPEN_CELLS,
     MIN_INDOOR_COVERAGE,
     MIN_OUTDOOR_COVERAGE,
     aisles_cover_site,
+    open_area_cells,
+    open_ground_zones,
     segment_distance_m,
     zone_coverage,
 )
@@ -121,3 +124,47 @@ def test_segment_distance_is_to_the_segment_not_the_line() -> None:
     a = Aisle((0.0, 0.0), (10.0, 0.0), 2.0)
     d = segment_distance_m(np.array([5.0, -3.0, 13.0, 10.0]), np.array([4.0, 0.0, 4.0, 0.0]), a)
     assert np.allclose(d, [4.0, 3.0, 5.0, 0.0])
+
+
+def test_open_ground_only_in_the_zones_the_aisles_do_not_cover() -> None:
+    site = _plant()
+    assert open_ground_zones(site) == (True, [])  # every zone covered: no open ground
+    hall = tuple(a for a in site.aisles if max(a.start[1], a.end[1]) <= 60.0)
+    hall_only = dataclasses.replace(site, aisles=hall)
+    assert open_ground_zones(hall_only) == (True, ["yard"])
+    x, y, cell_m = open_area_cells(hall_only, ["yard"], 2.0)
+    assert cell_m == 2.0
+    assert np.all(y > 60.0)  # the yard (uncovered), not the pockets by the hall's walls
+    # the whole 100 m x 30 m yard but its cells on the aisles (none reach past the wall)
+    assert 700 <= x.size <= 750
+    d = np.min([segment_distance_m(x, y, a) - a.width_m / 2 for a in hall], axis=0)
+    assert np.all(d > 0.0)
+    assert float(np.min(d)) < 5.0  # it meets the aisles (the door stubs end 2.5 m inside)
+
+
+def test_open_ground_keeps_clear_of_the_aisles_and_grows_back_to_them() -> None:
+    # one 4 m aisle along y = 10 through a 40 m x 40 m outdoor zone (rows y = 1, 3, .. 39):
+    # farther than 5 m beyond its edge are y = 1 and y >= 19; grown back by 5 m: y <= 5 and
+    # y >= 15 (y = 7 and 13 are 6 m from the nearest far row)
+    zone = {**_rect("z", 0, 0, 40, 40), "indoor": False}
+    site = _bare([zone], [{"from": [0, 10], "to": [40, 10], "width_m": 4.0}], 40.0, 40.0)
+    assert open_ground_zones(site) == (True, ["z"])
+    x, y, _ = open_area_cells(site, ["z"], 2.0)
+    assert set(np.unique(y).tolist()) == {1, 3, 5, *range(15, 40, 2)}
+    assert x.size == 20 * 16
+
+
+def test_open_ground_cells_coarsen_on_a_huge_site() -> None:
+    zone = {**_rect("z", 0, 0, 2000, 2000), "indoor": False}
+    site = _bare([zone], [{"from": [0, 10], "to": [100, 10], "width_m": 4.0}], 2000.0, 2000.0)
+    x, _, cell_m = open_area_cells(site, ["z"], 2.0)
+    assert cell_m > 2.0
+    assert x.size <= MAX_OPEN_CELLS
+
+
+def test_an_uncovered_indoor_zone_leaves_the_site_to_the_2d_tracker() -> None:
+    # the spec's example: one aisle, hall and yard uncovered; and a plant without zones
+    assert open_ground_zones(site_from_dict(SPEC_EXAMPLE)) == (False, [])
+    site = _bare([], [{"from": [0, 10], "to": [10, 10], "width_m": 4.0}], 40.0, 40.0)
+    assert open_ground_zones(site) == (False, [])
+    assert open_ground_zones(dataclasses.replace(_plant(), aisles=())) == (False, [])

@@ -294,3 +294,68 @@ def test_gap_hops_bridge_a_stem_drawn_short_of_the_main_aisle() -> None:
                  g.cy[src % g.n_cells] - g.cy[dst % g.n_cells])
     assert d.max() <= 5.0
     assert np.all(g.cell_edge[src % g.n_cells] != g.cell_edge[dst % g.n_cells])
+
+
+def _with_open_yard() -> RouteGraph:
+    """A 40 m aisle along y = 0 and open ground north of it: 2 m cells over 0 < x < 40,
+    4 < y < 24."""
+    gx, gy = np.meshgrid(np.arange(1.0, 40.0, 2.0), np.arange(5.0, 24.0, 2.0))
+    return RouteGraph((Aisle((0.0, 0.0), (40.0, 0.0), 4.0),), 1.0, gx.ravel(), gy.ravel(), 2.0)
+
+
+def test_open_cells_follow_the_aisle_cells() -> None:
+    g = _with_open_yard()
+    assert g.n_aisle_cells == 40
+    assert g.n_cells == 40 + 200
+    assert not g.is_open[:40].any() and g.is_open[40:].all()
+    np.testing.assert_array_equal(g.cell_size_m, np.r_[np.ones(40), np.full(200, 2.0)])
+    assert np.all(g.cell_edge[40:] == -1)
+    # the aisle's own moves ignore the open cells
+    src, dst, _ = g.steps(3)
+    assert not g.is_open[g.state_cell[src]].any() and not g.is_open[g.state_cell[dst]].any()
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_open_ground_moves_to_a_ring_of_radius_k_cells(k: int) -> None:
+    g = _with_open_yard()
+    src, dst, w = g.moves(k)
+    total = np.bincount(src, weights=w, minlength=g.n_states)
+    # every aisle state and the forward state of every open cell (the filter keeps an open
+    # cell's mass there: its backward state has no moves)
+    open_back = g.n_cells + np.flatnonzero(g.is_open)
+    np.testing.assert_allclose(np.delete(total, open_back), 1.0, atol=1e-12)
+    assert np.all(total[open_back] == 0.0)
+    # from an open cell in the middle (21, 15) onto forward open states about k m away
+    middle = g.n_aisle_cells + int(np.argmin(np.hypot(g.cx[40:] - 21.0, g.cy[40:] - 15.0)))
+    sel = src == middle
+    assert np.all(dst[sel] < g.n_cells) and g.is_open[dst[sel]].all()
+    r = np.hypot(g.cx[dst[sel]] - 21.0, g.cy[dst[sel]] - 15.0)
+    assert abs(float(w[sel] @ r) - k) < 0.3  # mean distance: k metres (1 m cells/s)
+
+
+def test_open_ground_at_the_edge_keeps_its_mass_on_open_cells() -> None:
+    g = _with_open_yard()
+    corner = g.n_aisle_cells + int(np.argmin(np.hypot(g.cx[40:] - 39.0, g.cy[40:] - 23.0)))
+    src, dst, w = g.moves(4)
+    sel = src == corner
+    assert float(w[sel].sum()) == pytest.approx(1.0)
+    assert g.is_open[dst[sel]].all()
+
+
+def test_open_links_join_aisle_cells_to_open_ground_within_reach() -> None:
+    g = _with_open_yard()
+    a, o = g.open_links()
+    assert a.size and a.size == o.size
+    assert np.all(a < g.n_aisle_cells) and g.is_open[o].all()
+    gap = np.hypot(g.cx[a] - g.cx[o], g.cy[a] - g.cy[o])
+    assert np.all(gap <= 2.0 + route_graph.OPEN_LINK_M)  # half width + the link's reach
+    assert set(np.round(g.cy[o]).tolist()) <= {5.0}  # only the open row beside the aisle
+
+
+def test_a_plan_without_open_ground_has_no_links_and_no_ring() -> None:
+    g = RouteGraph(CROSS)
+    assert g.n_aisle_cells == g.n_cells
+    assert g.open_links()[0].size == 0
+    for k in (0, 2):
+        for a, b in zip(g.moves(k), g.steps(k), strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -103,3 +103,19 @@ def test_aisles_that_leave_a_zone_uncovered_are_a_warning(
     out = capsys.readouterr()
     assert "10 aisles: aisle filter; 1 door (50.0, 60.0)" in out.out
     assert "doors:" not in out.err
+
+
+def test_aisles_in_the_hall_only_make_the_yard_open_ground(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = json.loads(json.dumps(SITE))
+    s["zones"] = [{"name": "hall", "polygon": [[0, 0], [100, 0], [100, 60], [0, 60]],
+                   "indoor": True},
+                  {"name": "yard", "polygon": [[0, 60], [100, 60], [100, 90], [0, 90]],
+                   "indoor": False}]
+    s["aisles"] = [{"from": [5.0, y], "to": [95.0, y], "width_m": 3.0} for y in range(5, 60, 10)]
+    p = tmp_path / "site.json"
+    p.write_text(json.dumps(s))
+    assert main(["validate", str(p)]) == 0
+    out = capsys.readouterr()
+    assert "6 aisles: aisle filter + open ground in yard; 0 doors" in out.out
+    assert "the agent tracks yard as open ground, off the aisles" in out.err
