@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="also measure the tracker's peak Python memory (slower: tracemalloc)")
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a TrackerParams field for an A/B run (repeatable)")
+    ap.add_argument("--plan", choices=PLANS, default="full",
+                    help="the aisles site.json gives the tracker: all of them (full), the "
+                         "indoor ones only (hall: the yard is open ground), the first one "
+                         "only (one: 2-D tracking); the simulated truck drives as before")
     args = ap.parse_args(argv)
     params = _params(args.param)
     from firmware_sim import simulate
@@ -122,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             truth = Truth(*(np.asarray(getattr(run.truth, k), dtype=np.float64)
                             for k in ("t", "x", "y", "speed", "moving")))
             sigmas = _scenario_sigmas(run, wifi_sigma, ble_sigma)
-            est, cpu_s, tr = run_tracker(run.site, obs, params)
+            site = plan_site(run.site, args.plan)
+            est, cpu_s, tr = run_tracker(site, obs, params)
             if args.memory:
                 tracemalloc.start()
-                run_tracker(run.site, obs, params)
+                run_tracker(site, obs, params)
                 acc.peak_mb = max(acc.peak_mb, tracemalloc.get_traced_memory()[1] / 1e6)
                 tracemalloc.stop()
             acc.indoor_zones |= {z.name for z in run.site.zones if z.indoor}
@@ -147,10 +152,26 @@ def main(argv: list[str] | None = None) -> int:
             acc.resets += int(tr.stats["grid_resets"])
             acc.stop_spreads.extend(stop_spreads_m(truth, est))
             acc.moved.extend(m for m in tr.monitor.moved_keys() if m not in acc.moved)
-            print(f"  {name} seed {seed}: sim {sim_s:.1f}s, {len(obs)} obs, tracker {cpu_s:.2f}s",
+            print(f"  {name} seed {seed}: sim {sim_s:.1f}s, {len(obs)} obs, tracker {cpu_s:.2f}s "
+                  f"({tr.mode})",
                   file=sys.stderr)
     _print(results)
     return 0
+
+
+PLANS = ("full", "hall", "one")
+
+
+def plan_site(site: Site, plan: str) -> Site:
+    """The site.json a plant engineer might have drawn: every aisle, the indoor ones only (an
+    aisle whose middle lies indoors), or the first one."""
+    if plan == "hall":
+        return replace(site, aisles=tuple(
+            a for a in site.aisles
+            if site.is_indoor((a.start[0] + a.end[0]) / 2, (a.start[1] + a.end[1]) / 2)))
+    if plan == "one":
+        return replace(site, aisles=site.aisles[:1])
+    return site
 
 
 STOP_MIN_S = 30

@@ -9,11 +9,12 @@ doors a truck standing in a doorway fits both sides of the wall.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from edge_agent.fusion.aisle_coverage import segment_distance_m
+from edge_agent.fusion.aisle_coverage import open_ground_zones, segment_distance_m
 from edge_agent.fusion.models import Array, IntArray
 from edge_agent.site import Site
 
@@ -39,6 +40,11 @@ side and a real indoor zone on the other: an aisle drawn up to the wall, or to t
 zoned area, ends there and is no door."""
 _ON_AISLE_M = 1.0
 """An aisle whose centre line passes this close to a crossing runs through it."""
+DOCK_REACH_M = 3.0
+"""A dead-end aisle this close to the wall of open ground is a dock stub: it leads to a door
+(the simulator's stubs end 2.5 m inside; its rack aisles end 5 m inside, on a cross aisle) ..."""
+DOCK_MAX_ANGLE_DEG = 30.0
+"""... if it points at the wall within this of square to it."""
 _SAME_DOOR_M = 2.0
 """Crossings closer than this are one doorway (two aisles drawn through one door), kept at the
 wider aisle's width."""
@@ -106,7 +112,8 @@ def doors_from_aisles(site: Site) -> tuple[Door, ...]:
                     hi = mid
             u = (lo + hi) / 2
             crossings.append((x0 + (x1 - x0) * u, y0 + (y1 - y0) * u, a.width_m / 2))
-    if not crossings:
+    docks = _dock_doors(site)
+    if not crossings and not docks:
         return ()
     sx, sy, kind, aisle = (np.array(v) for v in zip(*samples, strict=True))
     doors: list[Door] = []
@@ -120,14 +127,62 @@ def doors_from_aisles(site: Site) -> tuple[Door, ...]:
         if not ((ring & (kind == 1)).any() and (ring & (kind == 0)).any()):
             continue
         wx, wy = _wall_direction(site, cx, cy)
-        door = Door(cx, cy, hw, wx, wy)
-        near = [j for j, o in enumerate(doors)
-                if np.hypot(o.x_m - cx, o.y_m - cy) < _SAME_DOOR_M]
-        if not near:
-            doors.append(door)
-        elif hw > doors[near[0]].half_width_m:
-            doors[near[0]] = door
+        _add_door(doors, Door(cx, cy, hw, wx, wy))
+    for door in docks:
+        _add_door(doors, door)
     return tuple(doors)
+
+
+def _add_door(doors: list[Door], door: Door) -> None:
+    """Append, or merge into a door within _SAME_DOOR_M (keeping the wider)."""
+    near = [j for j, o in enumerate(doors)
+            if np.hypot(o.x_m - door.x_m, o.y_m - door.y_m) < _SAME_DOOR_M]
+    if not near:
+        doors.append(door)
+    elif door.half_width_m > doors[near[0]].half_width_m:
+        doors[near[0]] = door
+
+
+def _dock_doors(site: Site) -> list[Door]:
+    """Doors onto open ground: an aisle that dead-ends indoors within DOCK_REACH_M of the wall
+    of an outdoor zone the plan leaves to open ground (aisle_coverage.open_ground_zones), and
+    points at that wall (within DOCK_MAX_ANGLE_DEG of square to it), leads to a door there: the
+    dock stub of a plan that draws no yard aisles. (An aisle that ends on another one, or by a
+    covered yard, or along the wall, makes none.)"""
+    route, open_zones = open_ground_zones(site)
+    if not route or not open_zones:
+        return []
+    out: list[Door] = []
+    for ai, a in enumerate(site.aisles):
+        for end, other in ((a.end, a.start), (a.start, a.end)):
+            ex, ey = end
+            length = float(np.hypot(ex - other[0], ey - other[1]))
+            if length <= 0.0 or not site.is_indoor(ex, ey) or any(
+                    float(segment_distance_m(np.array(ex), np.array(ey), b))
+                    <= b.width_m / 2.0  # on it: a junction (as route_graph joins it)
+                    for bi, b in enumerate(site.aisles) if bi != ai):
+                continue
+            ux, uy = (ex - other[0]) / length, (ey - other[1]) / length
+            prev = 0.0
+            for step in np.arange(_SAMPLE_M, DOCK_REACH_M + 1e-9, _SAMPLE_M).tolist():
+                z = site.zone_at(ex + ux * step, ey + uy * step)
+                if z is not None and z.indoor:
+                    prev = step
+                    continue
+                if z is not None and z.name in open_zones:
+                    lo, hi = prev, step
+                    for _ in range(_BISECT_STEPS):
+                        mid = (lo + hi) / 2
+                        if site.is_indoor(ex + ux * mid, ey + uy * mid):
+                            lo = mid
+                        else:
+                            hi = mid
+                    cx, cy = ex + ux * (lo + hi) / 2, ey + uy * (lo + hi) / 2
+                    wx, wy = _wall_direction(site, cx, cy)
+                    if abs(ux * wx + uy * wy) <= math.sin(math.radians(DOCK_MAX_ANGLE_DEG)):
+                        out.append(Door(cx, cy, a.width_m / 2.0, wx, wy))
+                break
+    return out
 
 
 class WallModel:

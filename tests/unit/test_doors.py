@@ -142,3 +142,43 @@ def test_many_doors_are_taken_a_few_at_a_time_with_the_same_result(
     monkeypatch.setattr(doors_mod, "DOOR_CHUNK_CELLS", 1)  # one door at a time
     assert np.array_equal(w.share(rx, ry, ry < 60.0), whole)
     assert (whole == DOOR_WALL_SHARE).sum() > 10  # many paths do pass a door
+
+
+def _hall_plan(extra: list[dict[str, object]]) -> Site:
+    """Rack aisles every 10 m across the spec's hall (y 5..50) on two cross aisles, no yard
+    aisles: the yard is open ground (aisle_coverage.open_ground_zones)."""
+    racks: list[dict[str, object]] = [{"from": [float(x), 5.0], "to": [float(x), 50.0],
+                                       "width_m": 3.0} for x in range(10, 100, 10)]
+    cross: list[dict[str, object]] = [
+        {"from": [5.0, y], "to": [95.0, y], "width_m": 4.0} for y in (5.0, 50.0)]
+    return _site(racks + cross + extra)
+
+
+def test_a_dock_stub_pointing_at_open_ground_makes_a_door() -> None:
+    # a 7.5 m stub north off the cross aisle, ending 2.5 m inside the wall at y = 60
+    site = _hall_plan([{"from": [35.0, 50.0], "to": [35.0, 57.5], "width_m": 4.0}])
+    (door,) = doors_from_aisles(site)
+    assert door.x_m == pytest.approx(35.0)
+    assert door.y_m == pytest.approx(60.0, abs=1e-3)
+    assert door.half_width_m == 2.0
+    assert (door.wall_dx, door.wall_dy) == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("stub", [
+    {"from": [35.0, 50.0], "to": [35.0, 56.0], "width_m": 4.0},  # ends 4 m inside: too far
+    {"from": [35.0, 50.0], "to": [41.0, 57.5], "width_m": 4.0},  # 39 degrees off square
+    {"from": [35.0, 57.5], "to": [65.0, 57.5], "width_m": 3.0},  # along the wall
+])
+def test_stubs_too_far_askew_or_along_the_wall_make_no_door(stub: dict[str, object]) -> None:
+    assert doors_from_aisles(_hall_plan([stub])) == ()
+
+
+def test_no_dock_doors_where_the_yard_has_aisles_or_the_hall_is_open() -> None:
+    stub: dict[str, object] = {"from": [35.0, 50.0], "to": [35.0, 57.5], "width_m": 4.0}
+    roads: list[dict[str, object]] = [
+        {"from": [0.0, float(y)], "to": [100.0, float(y)], "width_m": 6.0} for y in (68, 82)]
+    # the yard covered by roads that do not reach the stub: not open ground, no door
+    assert doors_from_aisles(_hall_plan([stub, *roads])) == ()
+    # a hall the aisles do not cover goes to the 2-D tracker: nothing is open ground
+    assert doors_from_aisles(_site([{"from": [35.0, 45.0], "to": [35.0, 57.5], "width_m": 4.0}])
+                             ) == ()
