@@ -104,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="also measure the tracker's peak Python memory (slower: tracemalloc)")
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a TrackerParams field for an A/B run (repeatable)")
-    ap.add_argument("--plan", choices=PLANS, default="full",
+    ap.add_argument("--plan", choices=("full", "hall", "one"), default="full",
                     help="the aisles site.json gives the tracker: all of them (full), the "
                          "indoor ones only (hall: the yard is open ground), the first one "
                          "only (one: 2-D tracking); the simulated truck drives as before")
     args = ap.parse_args(argv)
     params = _params(args.param)
     from firmware_sim import simulate
+    from firmware_sim.plans import plan_site
     from firmware_sim.scenarios import SCENARIOS
 
     names = [s for s in args.scenarios.split(",") if s] or list(SCENARIOS)
@@ -157,21 +158,6 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     _print(results)
     return 0
-
-
-PLANS = ("full", "hall", "one")
-
-
-def plan_site(site: Site, plan: str) -> Site:
-    """The site.json a plant engineer might have drawn: every aisle, the indoor ones only (an
-    aisle whose middle lies indoors), or the first one."""
-    if plan == "hall":
-        return replace(site, aisles=tuple(
-            a for a in site.aisles
-            if site.is_indoor((a.start[0] + a.end[0]) / 2, (a.start[1] + a.end[1]) / 2)))
-    if plan == "one":
-        return replace(site, aisles=site.aisles[:1])
-    return site
 
 
 STOP_MIN_S = 30

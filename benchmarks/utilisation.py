@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     # firmware_sim to a namespace package (pip install -e . again fixes that for good)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import firmware_sim
+    from firmware_sim.plans import PLANS, plan_site
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oracle", type=float, default=None, metavar="SIGMA_M",
                     help="replace the tracker by truth + N(0, SIGMA_M) with that sigma and the "
                          "true moving flag: isolates the heatmap's own error")
+    ap.add_argument("--plan", choices=PLANS, default="full",
+                    help="the aisles the agent's site.json gives (firmware_sim/plans.py)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     names = [n for n in args.scenarios.split(",") if n]
@@ -215,17 +218,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         for seed in seeds:
             run = firmware_sim.simulate(name, seed, args.duration)
+            site = plan_site(run.site, args.plan)  # what the agent knows
             if args.oracle is not None:
                 est = oracle_estimates(run.truth, args.oracle, seed)
             else:
-                tr = Tracker(run.site)
+                tr = Tracker(site)
                 est = []
                 for o in run.observations:
                     est += tr.process(o)
                 est += tr.finish()
             for variant, kw in VARIANTS.items() if args.variants else [("chosen", {})]:
                 c0 = time.perf_counter()
-                merged, ws = heatmap(run.site, est, args.cell_m, **kw)
+                merged, ws = heatmap(site, est, args.cell_m, **kw)
                 if variant == "chosen":
                     t_acc += time.perf_counter() - c0
                     n_est += len(est)
