@@ -97,11 +97,22 @@ def open_area_cells(site: Site, zones: list[str], cell_m: float
     """
     b = site.bounds
     open_zones = set(zones)
-    if not open_zones or not site.aisles:
+    polys = [z.polygon for z in site.zones if z.name in open_zones]
+    if not polys or not site.aisles:
         return np.zeros(0), np.zeros(0), cell_m
-    step = max(cell_m, math.sqrt((b.xmax - b.xmin) * (b.ymax - b.ymin) / MAX_OPEN_CELLS))
-    xs = np.arange(b.xmin + step / 2, b.xmax, step)
-    ys = np.arange(b.ymin + step / 2, b.ymax, step)
+    # the raster covers the open zones (grown by REACH_M, clipped to the bounds): its budget is
+    # theirs, not the site's
+    x0 = max(b.xmin, min(px for poly in polys for px, _ in poly) - REACH_M)
+    x1 = min(b.xmax, max(px for poly in polys for px, _ in poly) + REACH_M)
+    y0 = max(b.ymin, min(py for poly in polys for _, py in poly) - REACH_M)
+    y1 = min(b.ymax, max(py for poly in polys for _, py in poly) + REACH_M)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros(0), np.zeros(0), cell_m
+    step = max(cell_m, math.sqrt((x1 - x0) * (y1 - y0) / MAX_OPEN_CELLS))
+    x0 = b.xmin + math.floor((x0 - b.xmin) / step) * step  # on the site's own raster
+    y0 = b.ymin + math.floor((y0 - b.ymin) / step) * step
+    xs = np.arange(x0 + step / 2, x1, step)
+    ys = np.arange(y0 + step / 2, y1, step)
     gx, gy = np.meshgrid(xs, ys)
     x, y = gx.ravel(), gy.ravel()
     d = np.full(x.shape, np.inf)
@@ -112,11 +123,12 @@ def open_area_cells(site: Site, zones: list[str], cell_m: float
     in_open = np.array([z is not None and z.name in open_zones for z in zone], dtype=bool)
     far = (zoned & (d > REACH_M)).reshape(gx.shape)
     grown = np.zeros_like(far)
-    r = int(REACH_M // step)
+    r = max(1, int(REACH_M // step))  # (coarse cells: at least the neighbours)
+    reach_m = max(REACH_M, step)
     ny, nx = far.shape
     for di in range(-r, r + 1):
         for dj in range(-r, r + 1):
-            if (di * di + dj * dj) * step * step > REACH_M * REACH_M:
+            if (di * di + dj * dj) * step * step > reach_m * reach_m:
                 continue
             src = far[max(0, -di):ny - max(0, di), max(0, -dj):nx - max(0, dj)]
             grown[max(0, di):ny - max(0, -di), max(0, dj):nx - max(0, -dj)] |= src

@@ -155,16 +155,21 @@ def _dock_doors(site: Site) -> list[Door]:
     out: list[Door] = []
     for ai, a in enumerate(site.aisles):
         for end, other in ((a.end, a.start), (a.start, a.end)):
-            ex, ey = end
-            length = float(np.hypot(ex - other[0], ey - other[1]))
-            if length <= 0.0 or not site.is_indoor(ex, ey) or any(
-                    float(segment_distance_m(np.array(ex), np.array(ey), b))
+            length = float(np.hypot(end[0] - other[0], end[1] - other[1]))
+            if length <= _SAMPLE_M:
+                continue
+            ux, uy = (end[0] - other[0]) / length, (end[1] - other[1]) / length
+            # half a metre back: an end drawn on the wall line (a zone's top and right edges
+            # belong to the next zone) is still inside
+            ex, ey = end[0] - ux * _SAMPLE_M, end[1] - uy * _SAMPLE_M
+            if not site.is_indoor(ex, ey) or any(
+                    float(segment_distance_m(np.array(end[0]), np.array(end[1]), b))
                     <= b.width_m / 2.0  # on it: a junction (as route_graph joins it)
                     for bi, b in enumerate(site.aisles) if bi != ai):
                 continue
-            ux, uy = (ex - other[0]) / length, (ey - other[1]) / length
             prev = 0.0
-            for step in np.arange(_SAMPLE_M, DOCK_REACH_M + 1e-9, _SAMPLE_M).tolist():
+            for step in np.arange(_SAMPLE_M, DOCK_REACH_M + _SAMPLE_M + 1e-9,
+                                  _SAMPLE_M).tolist():
                 z = site.zone_at(ex + ux * step, ey + uy * step)
                 if z is not None and z.indoor:
                     prev = step

@@ -96,9 +96,9 @@ class RouteGraph:
             assert open_x_m is not None and open_y_m is not None
             cx.extend(open_x_m.tolist())
             cy.extend(open_y_m.tolist())
-            # no width, no heading; a speed bin is 1 m/s there (cells/s x this length)
+            # no width, no heading; speed bin k moves k aisle cells' length (see _ring)
             half.extend([open_cell_m / 2.0] * n_open)
-            length.extend([1.0] * n_open)
+            length.extend([cell_m] * n_open)
             heading.extend([0.0] * n_open)
         self.cell_m = cell_m
         self.open_cell_m = open_cell_m
@@ -161,7 +161,7 @@ class RouteGraph:
 
     def open_links(self) -> tuple[IntArray, IntArray]:
         """Pairs (aisle cell, open cell) within reach: the open cell's centre within the aisle's
-        half width + OPEN_LINK_M of the aisle cell's centre."""
+        half width + OPEN_LINK_M (1.5 open cells if more) of the aisle cell's centre."""
         na = self.n_aisle_cells
         if self.n_cells == na or na == 0:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
@@ -171,7 +171,8 @@ class RouteGraph:
         for a in range(0, na, HOP_CHUNK_CELLS):
             b = min(na, a + HOP_CHUNK_CELLS)
             d = np.hypot(self.cx[a:b, None] - ox[None, :], self.cy[a:b, None] - oy[None, :])
-            r, c = np.nonzero(d <= self.half_width_m[a:b, None] + OPEN_LINK_M)
+            r, c = np.nonzero(d <= self.half_width_m[a:b, None]
+                              + max(OPEN_LINK_M, 1.5 * self.open_cell_m))
             aa.append(r + a)
             oo.append(c + na)
         return (np.concatenate(aa).astype(np.intp), np.concatenate(oo).astype(np.intp))
@@ -182,7 +183,7 @@ class RouteGraph:
         (src state, dst state, weight), weights of each src summing to 1; empty for a plan
         whose aisles all meet. Each cell hops to the other cells in both directions."""
         n = self.n_cells
-        na = self.n_aisle_cells  # (open cells walk to each other: see _open_successors)
+        na = self.n_aisle_cells  # (open cells move by rings: see moves)
         ea = np.array([e.a for e in self.edges], dtype=np.intp)[self.cell_edge[:na]]
         eb = np.array([e.b for e in self.edges], dtype=np.intp)[self.cell_edge[:na]]
         src: list[IntArray] = []
@@ -249,8 +250,10 @@ class RouteGraph:
         na = self.n_aisle_cells
         s = self.open_cell_m
         ox, oy = self.cx[na:], self.cy[na:]  # on a raster of s: whole steps from the corner
-        ix = np.round((ox - ox.min()) / s).astype(np.int64)
-        iy = np.round((oy - oy.min()) / s).astype(np.int64)
+        fx, fy = (ox - ox.min()) / s, (oy - oy.min()) / s
+        ix, iy = np.round(fx).astype(np.int64), np.round(fy).astype(np.int64)
+        if max(np.abs(fx - ix).max(), np.abs(fy - iy).max()) > 1e-6:
+            raise ValueError("open cells must lie on a raster of open_cell_m")
         at = {(i, j): na + k for k, (i, j) in enumerate(zip(ix.tolist(), iy.tolist(),
                                                               strict=True))}
         offsets = _ring_offsets(radius_m, s)
@@ -259,6 +262,8 @@ class RouteGraph:
         w: list[float] = []
         for k, (i, j) in enumerate(zip(ix.tolist(), iy.tolist(), strict=True)):
             got = [(at[(i + di, j + dj)], wo) for di, dj, wo in offsets if (i + di, j + dj) in at]
+            if not got:  # an isolated cell (a sliver of a zone) holds its mass
+                got = [(na + k, 1.0)]
             total = sum(wo for _, wo in got)
             for c, wo in got:
                 src.append(na + k)

@@ -138,6 +138,9 @@ class TrackerParams:
     # are tighter, and at 5 m one yard_trips run flagged a false move (LLR 54; true ones 59-74)
     body_pattern_db: float = 2.0  # front-to-back shading by mast and load (route filter only)
     route_extra_var_db2: float = 4.0  # model error beyond shadowing (1 m cells: no cell smear)
+    tables_every_s: float = 60.0  # the likelihood tables take the calibration (GRID_RECALIBRATE_S)
+    tables_early_every_s: float = 60.0  # ... this often during the first
+    tables_early_s: float = 0.0  # ... seconds of the run
     route_open_ground: bool = True  # the zones the aisles do not cover (a yard without aisles)
     # become open-ground cells of the route filter (aisle_coverage.open_area_cells); False: such
     # a site runs the 2-D tracker. Hall-only aisles, 4 scenarios x 2 seeds x 20 min: hall RMSE
@@ -298,6 +301,8 @@ class Tracker:
         if site.aisles and p.use_route:
             ox, oy, open_m = (open_area_cells(site, open_zones, p.route_open_cell_m)
                               if open_zones else (None, None, p.route_open_cell_m))
+            if open_zones and ox is not None and ox.size == 0:
+                covered = False  # (open zones that overlap others may hold no cell of their own)
             rg = RouteGraph(site.aisles, p.route_cell_m, ox, oy, open_m) if covered else None
             if rg is not None and rg.n_cells:
                 r_indoor = np.array([site.is_indoor(float(x), float(y))
@@ -354,6 +359,7 @@ class Tracker:
         self._reset_count = 0
         self._far_from_grid_s = 0
         self._tables_due = 0.0
+        self._first_table_t: float | None = None
         self._epoch_idx = np.zeros(0, dtype=np.intp)
         self._epoch_z = np.zeros(0)
         self._epoch_missed = np.zeros(0, dtype=np.intp)
@@ -845,7 +851,14 @@ class Tracker:
             m.set_calibration(offsets, wall, sigma, dn, np.array(self.floor_dbm)[self.kind],
                               p.frame_sigma_db + MISS_EXTRA_SIGMA_DB,
                               common if p.profile_common_offset else None)
-        self._tables_due = self._last_t + GRID_RECALIBRATE_S if self._last_t else 0.0
+        if self._last_t is None:
+            self._tables_due = 0.0
+            return
+        if self._first_table_t is None:
+            self._first_table_t = self._last_t
+        early = self._last_t - self._first_table_t < p.tables_early_s
+        self._tables_due = self._last_t + (p.tables_early_every_s if early
+                                           else p.tables_every_s)
 
     def _start(self, fixes: list[GnssFix]) -> Ekf:
         """First position: an outdoor GNSS fix if there is one (sharper than any grid cell),

@@ -154,12 +154,26 @@ def test_open_ground_keeps_clear_of_the_aisles_and_grows_back_to_them() -> None:
     assert x.size == 20 * 16
 
 
-def test_open_ground_cells_coarsen_on_a_huge_site() -> None:
+def test_open_ground_cells_coarsen_on_a_huge_site_and_still_meet_the_aisles() -> None:
     zone = {**_rect("z", 0, 0, 2000, 2000), "indoor": False}
     site = _bare([zone], [{"from": [0, 10], "to": [100, 10], "width_m": 4.0}], 2000.0, 2000.0)
-    x, _, cell_m = open_area_cells(site, ["z"], 2.0)
+    x, y, cell_m = open_area_cells(site, ["z"], 2.0)
     assert cell_m > 2.0
     assert x.size <= MAX_OPEN_CELLS
+    d = segment_distance_m(x, y, site.aisles[0]) - 2.0
+    assert float(d.min()) <= cell_m  # grown back by at least one (coarse) cell
+
+
+def test_the_open_raster_is_budgeted_on_the_open_zones_not_the_site() -> None:
+    # a 100 m x 30 m yard in a 1 km x 1 km site: still 2 m cells
+    hall = {**_rect("hall", 0, 0, 100, 60), "indoor": True}
+    yard = {**_rect("yard", 0, 60, 100, 90), "indoor": False}
+    aisles = [{"from": [5.0, y], "to": [95.0, y], "width_m": 3.0} for y in range(5, 60, 10)]
+    site = _bare([hall, yard], aisles, 1000.0, 1000.0)
+    assert open_ground_zones(site) == (True, ["yard"])
+    x, y, cell_m = open_area_cells(site, ["yard"], 2.0)
+    assert cell_m == 2.0
+    assert 600 <= x.size <= 750 and np.all(y > 60.0)
 
 
 def test_an_uncovered_indoor_zone_leaves_the_site_to_the_2d_tracker() -> None:

@@ -164,6 +164,13 @@ def test_a_dock_stub_pointing_at_open_ground_makes_a_door() -> None:
     assert (door.wall_dx, door.wall_dy) == (1.0, 0.0)
 
 
+def test_a_dock_stub_drawn_to_the_wall_line_makes_a_door() -> None:
+    # the hall's top edge (y = 60) belongs to the yard: the end itself is not indoors
+    site = _hall_plan([{"from": [35.0, 50.0], "to": [35.0, 60.0], "width_m": 4.0}])
+    (door,) = doors_from_aisles(site)
+    assert (door.x_m, door.y_m) == pytest.approx((35.0, 60.0), abs=1e-3)
+
+
 @pytest.mark.parametrize("stub", [
     {"from": [35.0, 50.0], "to": [35.0, 56.0], "width_m": 4.0},  # ends 4 m inside: too far
     {"from": [35.0, 50.0], "to": [41.0, 57.5], "width_m": 4.0},  # 39 degrees off square

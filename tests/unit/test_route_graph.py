@@ -359,3 +359,27 @@ def test_a_plan_without_open_ground_has_no_links_and_no_ring() -> None:
     for k in (0, 2):
         for a, b in zip(g.moves(k), g.steps(k), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_an_isolated_open_cell_holds_its_moving_mass() -> None:
+    # two open cells 10 m apart, far from each other and from the aisle: no ring target exists
+    g = RouteGraph((Aisle((0.0, 0.0), (10.0, 0.0), 3.0),), 1.0, np.array([30.0, 40.0]),
+                   np.array([30.0, 30.0]), 2.0)
+    for k in (1, 4):
+        src, dst, w = g.moves(k)
+        for c in (g.n_aisle_cells, g.n_aisle_cells + 1):
+            sel = src == c
+            assert dst[sel].tolist() == [c] and w[sel].tolist() == [1.0]
+
+
+def test_open_cells_off_their_raster_are_refused() -> None:
+    with pytest.raises(ValueError, match="raster"):
+        RouteGraph((Aisle((0.0, 0.0), (10.0, 0.0), 3.0),), 1.0, np.array([30.0, 31.0]),
+                   np.array([30.0, 30.0]), 2.0).moves(2)
+
+
+def test_open_cells_report_speed_in_aisle_cells_per_second() -> None:
+    # with 0.5 m aisle cells a speed bin is 0.5 m/s, on open ground too (a ring of k cells)
+    gx, gy = np.meshgrid(np.arange(1.0, 40.0, 2.0), np.arange(5.0, 24.0, 2.0))
+    g = RouteGraph((Aisle((0.0, 0.0), (40.0, 0.0), 4.0),), 0.5, gx.ravel(), gy.ravel(), 2.0)
+    np.testing.assert_allclose(g.cell_len_m[g.n_aisle_cells:g.n_cells], 0.5)
