@@ -140,7 +140,9 @@ class TrackerParams:
     route_extra_var_db2: float = 4.0  # model error beyond shadowing (1 m cells: no cell smear)
     tables_every_s: float = 60.0  # the likelihood tables take the calibration (GRID_RECALIBRATE_S)
     tables_early_every_s: float = 60.0  # ... this often during the first
-    tables_early_s: float = 0.0  # ... seconds of the run
+    tables_early_s: float = 0.0  # ... seconds of the run, when the position is within
+    tables_early_sigma_m: float = math.inf  # ... this (sqrt of the covariance's trace)
+    tables_early_prior_noise: bool = False  # early tables keep the prior offset noise
     route_open_ground: bool = True  # the zones the aisles do not cover (a yard without aisles)
     # become open-ground cells of the route filter (aisle_coverage.open_area_cells); False: such
     # a site runs the 2-D tracker. Hall-only aisles, 4 scenarios x 2 seeds x 20 min: hall RMSE
@@ -360,6 +362,7 @@ class Tracker:
         self._far_from_grid_s = 0
         self._tables_due = 0.0
         self._first_table_t: float | None = None
+        self._tables_at = -math.inf
         self._epoch_idx = np.zeros(0, dtype=np.intp)
         self._epoch_z = np.zeros(0)
         self._epoch_missed = np.zeros(0, dtype=np.intp)
@@ -515,7 +518,7 @@ class Tracker:
         ekf = self.ekf
         if ekf is not None:
             self.grid.predict(p.grid_spread_m * dt)
-        if self._tables_due <= t:
+        if self._tables_wanted(t):
             self._calibrate_tables()
         missed = np.flatnonzero((cnt == 0) & self.monitor.usable)
         self._epoch_idx, self._epoch_z, self._epoch_missed = h_idx, z, missed
@@ -574,7 +577,7 @@ class Tracker:
         p = self.p
         route = self.route
         assert route is not None
-        if self._tables_due <= t:
+        if self._tables_wanted(t):
             self._calibrate_tables()
         missed = np.flatnonzero((cnt == 0) & self.monitor.usable)
         self._update_motion(dt, idx, z, fixes)
@@ -841,6 +844,11 @@ class Tracker:
         common = np.array([float(pb[np.ix_(self.kind == kd, self.kind == kd)].mean())
                            if (self.kind == kd).any() else 1.0 for kd in (_WIFI, _BLE)])
         own = np.maximum(np.diag(pb) - common[self.kind], OWN_OFFSET_MIN_VAR_DB2)
+        if (p.tables_early_prior_noise and self._last_t is not None
+                and self._first_table_t is not None
+                and self._last_t - self._first_table_t < p.tables_early_s):
+            own = np.full(self.k, p.offset_prior_db ** 2)
+            common = np.full(2, p.offset_common_db ** 2)
         extra = GRID_EXTRA_VAR_DB2 if self.route is None else p.route_extra_var_db2
         sigma = np.sqrt(self.sigma_db ** 2 + own + extra)
         if not p.profile_common_offset:
@@ -856,9 +864,33 @@ class Tracker:
             return
         if self._first_table_t is None:
             self._first_table_t = self._last_t
-        early = self._last_t - self._first_table_t < p.tables_early_s
-        self._tables_due = self._last_t + (p.tables_early_every_s if early
-                                           else p.tables_every_s)
+        self._tables_at = self._last_t
+        self._tables_due = self._last_t + p.tables_every_s
+
+    def _tables_wanted(self, t: float) -> bool:
+        """Refresh the tables now: every tables_every_s, and in the run's first tables_early_s
+        every tables_early_every_s while the position is confident (the offsets learnt in the
+        first minute are most of the calibration; learnt at a doubtful position they mislead)."""
+        if self._tables_due <= t:
+            return True
+        p = self.p
+        first = self._first_table_t
+        if first is None or t - first >= p.tables_early_s or (
+                t - self._tables_at < p.tables_early_every_s):
+            return False
+        return self._position_sigma_m() <= p.tables_early_sigma_m
+
+    def _position_sigma_m(self) -> float:
+        """sqrt(trace) of the last posterior's position covariance (inf without one)."""
+        if self.route is not None:
+            if not self.route.started:
+                return math.inf
+            c = self.route.mean_cov()[2]
+        elif self.ekf is not None:
+            c = self.ekf.P[:2, :2]
+        else:
+            return math.inf
+        return math.sqrt(float(c[0, 0] + c[1, 1]))
 
     def _start(self, fixes: list[GnssFix]) -> Ekf:
         """First position: an outdoor GNSS fix if there is one (sharper than any grid cell),

@@ -70,14 +70,20 @@ def test_config_with_unknown_key_and_missing_site(tmp_path: Path,
     assert "nope.json" in capsys.readouterr().err
 
 
-def test_aisles_that_leave_a_zone_uncovered_are_a_warning(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # the spec's example: one 10 m aisle in a 100 m x 90 m plant
-    s = json.loads(json.dumps(SITE))
+def _hall_and_yard() -> dict[str, object]:
+    """SITE with the spec's zones: a 100 m x 60 m hall, a 30 m deep yard north of it."""
+    s: dict[str, object] = json.loads(json.dumps(SITE))
     s["zones"] = [{"name": "hall", "polygon": [[0, 0], [100, 0], [100, 60], [0, 60]],
                    "indoor": True},
                   {"name": "yard", "polygon": [[0, 60], [100, 60], [100, 90], [0, 90]],
                    "indoor": False}]
+    return s
+
+
+def test_aisles_that_leave_a_zone_uncovered_are_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the spec's example: one 10 m aisle in a 100 m x 90 m plant
+    s = _hall_and_yard()
     s["aisles"] = [{"from": [10.0, 5.0], "to": [10.0, 15.0], "width_m": 3.5}]
     p = tmp_path / "site.json"
     p.write_text(json.dumps(s))
@@ -107,11 +113,7 @@ def test_aisles_that_leave_a_zone_uncovered_are_a_warning(
 
 def test_aisles_in_the_hall_only_make_the_yard_open_ground(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    s = json.loads(json.dumps(SITE))
-    s["zones"] = [{"name": "hall", "polygon": [[0, 0], [100, 0], [100, 60], [0, 60]],
-                   "indoor": True},
-                  {"name": "yard", "polygon": [[0, 60], [100, 60], [100, 90], [0, 90]],
-                   "indoor": False}]
+    s = _hall_and_yard()
     s["aisles"] = [{"from": [5.0, y], "to": [95.0, y], "width_m": 3.0} for y in range(5, 60, 10)]
     p = tmp_path / "site.json"
     p.write_text(json.dumps(s))
