@@ -138,11 +138,14 @@ class TrackerParams:
     # are tighter, and at 5 m one yard_trips run flagged a false move (LLR 54; true ones 59-74)
     body_pattern_db: float = 2.0  # front-to-back shading by mast and load (route filter only)
     route_extra_var_db2: float = 4.0  # model error beyond shadowing (1 m cells: no cell smear)
-    tables_every_s: float = 60.0  # the likelihood tables take the calibration (GRID_RECALIBRATE_S)
-    tables_early_every_s: float = 60.0  # ... this often during the first
-    tables_early_s: float = 0.0  # ... seconds of the run, when the position is within
-    tables_early_sigma_m: float = math.inf  # ... this (sqrt of the covariance's trace)
-    tables_early_prior_noise: bool = False  # early tables keep the prior offset noise
+    tables_every_s: float = 60.0  # the likelihood tables take the calibration this often ...
+    tables_early_every_s: float = 20.0  # ... and this often in the run's first
+    tables_early_s: float = 120.0  # ... seconds: the offsets learnt then are most of the
+    # calibration. Mean hall RMSE, 7 scenarios x 9 seeds x 30 min: 6.51 m (always 60 s) -> 6.45;
+    # stale_survey seeds 0-2 5.27 -> 4.52, its control 4.61 -> 4.08; sparse_aps and high_bay
+    # lose 0.1-0.8 m in some seeds. Tried (docs/fusion.md "Early tables"): always 10 s (high_bay
+    # 11.8 -> 14.9), always 30 s, early 15 s, early for 300 s, early only while the position is
+    # within 3 / 5 m, early with the prior's offset noise.
     route_open_ground: bool = True  # the zones the aisles do not cover (a yard without aisles)
     # become open-ground cells of the route filter (aisle_coverage.open_area_cells); False: such
     # a site runs the 2-D tracker. Hall-only aisles, 4 scenarios x 2 seeds x 20 min: hall RMSE
@@ -156,8 +159,6 @@ class TrackerParams:
 
 FADING_PAIR_MAX_S = 0.3
 """Beacons of one AP within one channel dwell (about 0.1 s apart); across dwells, no pair."""
-GRID_RECALIBRATE_S = 60.0
-"""Offsets move by a fraction of a dB a minute: refreshing the grid's tables faster buys nothing."""
 OFFSET_LEARN_EVERY_S = 1
 """Offsets are learnt every second while driving (every third cost 0.2 m of mean RMSE)."""
 MOVED_SEARCH_STEP_M = 6.0
@@ -844,11 +845,6 @@ class Tracker:
         common = np.array([float(pb[np.ix_(self.kind == kd, self.kind == kd)].mean())
                            if (self.kind == kd).any() else 1.0 for kd in (_WIFI, _BLE)])
         own = np.maximum(np.diag(pb) - common[self.kind], OWN_OFFSET_MIN_VAR_DB2)
-        if (p.tables_early_prior_noise and self._last_t is not None
-                and self._first_table_t is not None
-                and self._last_t - self._first_table_t < p.tables_early_s):
-            own = np.full(self.k, p.offset_prior_db ** 2)
-            common = np.full(2, p.offset_common_db ** 2)
         extra = GRID_EXTRA_VAR_DB2 if self.route is None else p.route_extra_var_db2
         sigma = np.sqrt(self.sigma_db ** 2 + own + extra)
         if not p.profile_common_offset:
@@ -868,29 +864,13 @@ class Tracker:
         self._tables_due = self._last_t + p.tables_every_s
 
     def _tables_wanted(self, t: float) -> bool:
-        """Refresh the tables now: every tables_every_s, and in the run's first tables_early_s
-        every tables_early_every_s while the position is confident (the offsets learnt in the
-        first minute are most of the calibration; learnt at a doubtful position they mislead)."""
+        """Refresh the tables now: every tables_every_s, and every tables_early_every_s in the
+        run's first tables_early_s (the calibration moves most then)."""
         if self._tables_due <= t:
             return True
-        p = self.p
         first = self._first_table_t
-        if first is None or t - first >= p.tables_early_s or (
-                t - self._tables_at < p.tables_early_every_s):
-            return False
-        return self._position_sigma_m() <= p.tables_early_sigma_m
-
-    def _position_sigma_m(self) -> float:
-        """sqrt(trace) of the last posterior's position covariance (inf without one)."""
-        if self.route is not None:
-            if not self.route.started:
-                return math.inf
-            c = self.route.mean_cov()[2]
-        elif self.ekf is not None:
-            c = self.ekf.P[:2, :2]
-        else:
-            return math.inf
-        return math.sqrt(float(c[0, 0] + c[1, 1]))
+        return (first is not None and t - first < self.p.tables_early_s
+                and t - self._tables_at >= self.p.tables_early_every_s)
 
     def _start(self, fixes: list[GnssFix]) -> Ekf:
         """First position: an outdoor GNSS fix if there is one (sharper than any grid cell),
