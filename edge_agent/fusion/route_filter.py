@@ -170,8 +170,8 @@ class RouteFilter:
             out: Array = self.model.rssi_loglik(slice(None), idx, z_dbm, missed)[
                 self.g.state_cell]
             return out
-        fwd, back = self.model.rssi_loglik_two_ways(idx, z_dbm, missed, self._fwd_shift_t[idx])
-        return np.concatenate([fwd, back])
+        out = self.model.rssi_loglik_two_ways(idx, z_dbm, missed, self._fwd_shift_t).reshape(-1)
+        return out
 
     def gnss_loglik(self, x_m: float, y_m: float, sigma_m: float, by_door: bool = True
                     ) -> Array:
