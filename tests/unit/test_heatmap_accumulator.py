@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from support.examples import scaled
 
 from edge_agent.estimate import Estimate
-from edge_agent.heatmap.accumulator import WindowAccumulator
+from edge_agent.heatmap import accumulator
+from edge_agent.heatmap.accumulator import MAX_CHORD_SPEED_MPS, WindowAccumulator
 from edge_agent.heatmap.codec import encode_window
 from edge_agent.heatmap.window import Window, merge_windows
 from edge_agent.site import Site, site_from_dict
@@ -131,6 +132,23 @@ def test_distance_along_a_chord_ignores_jitter(site: Site) -> None:
     chord = merge_windows(run(WindowAccumulator(site, "fl-01"), seq))
     assert step.distance_m > 1.5 * 60.0  # jitter counted as travel
     assert chord.distance_m == pytest.approx(60.5, rel=0.10)  # 121 s at 0.5 m/s (64.6 now)
+
+
+def test_distance_counts_no_chord_faster_than_a_forklift(site: Site,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2 m/s along x, but for 5 s the estimate sits on an aisle 30 m away (a wrong-aisle jump):
+    # its chords would be 6 m/s and more; each second counts at most MAX_CHORD_SPEED_MPS
+    seq = [est(T0 + k, x=10 + 2.0 * k, y=30.0 + (30.0 if 20 <= k < 25 else 0.0), moving=True,
+               speed=2.0) for k in range(41)]
+    w = merge_windows(run(WindowAccumulator(site, "fl-01", midpoint=False), seq))
+    assert w.distance_m <= 40 * 2.0 + 10 * (MAX_CHORD_SPEED_MPS - 2.0) + 1e-9
+    monkeypatch.setattr(accumulator, "MAX_CHORD_SPEED_MPS", 99.0)
+    uncapped = merge_windows(run(WindowAccumulator(site, "fl-01", midpoint=False), seq))
+    assert uncapped.distance_m > w.distance_m + 20.0  # the jump counted as travel
+    monkeypatch.undo()
+    smooth = [est(T0 + k, x=10 + 2.0 * k, y=30.0, moving=True, speed=2.0) for k in range(41)]
+    w0 = merge_windows(run(WindowAccumulator(site, "fl-01", midpoint=False), smooth))
+    assert w0.distance_m == pytest.approx(80.0)  # below the cap: untouched
 
 
 def test_zones_count_every_zone_holding_the_point(site: Site) -> None:
