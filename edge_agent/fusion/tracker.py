@@ -1,8 +1,9 @@
 """The tracker: Wi-Fi, BLE and GNSS observations in, one causal Estimate per whole second out.
 
 Frames are aggregated per emitter per 1 s epoch (mean RSSI and count). Where site.json's aisles
-cover the site, each second is one step of the route filter (route_filter.py: an HMM over speed
-bins x directed cells of the aisle graph) taking the RSSI likelihood, GNSS and the motion cue.
+cover the site, or every part of it but outdoor zones (which become open ground), each second is
+one step of the route filter (route_filter.py: an HMM over speed bins x directed cells of the
+aisle graph and the open ground) taking the RSSI likelihood, GNSS and the motion cue.
 Elsewhere (the 2-D mode), each second:
 - a coarse grid filter over the whole site (multi-hypothesis stage) takes the RSSI likelihood,
   non-detections and GNSS with heavy tails;
@@ -12,6 +13,7 @@ Elsewhere (the 2-D mode), each second:
 In both modes a second filter learns one RSSI offset per surveyed emitter, exponent corrections
 and the exterior wall's loss from the residuals at the tracked position (doors where the aisles
 cross the wall let half of it through: doors.py), and a search flags emitters that were moved.
+The likelihood tables take that calibration every 20 s in the first two minutes, then every 60 s.
 Estimate t uses data in (-inf, t] and is returned once an observation later than t arrives.
 """
 
