@@ -189,3 +189,21 @@ def test_no_dock_doors_where_the_yard_has_aisles_or_the_hall_is_open() -> None:
     # a hall the aisles do not cover goes to the 2-D tracker: nothing is open ground
     assert doors_from_aisles(_site([{"from": [35.0, 45.0], "to": [35.0, 57.5], "width_m": 4.0}])
                              ) == ()
+
+
+def test_a_dock_stub_through_an_east_wall_makes_a_door_along_it() -> None:
+    # the yard east of the hall (x > 100): the stub points east, the wall runs north-south
+    d: dict[str, object] = {
+        "site": "t", "origin": {"lat": 47.0, "lon": 6.0},
+        "bounds": {"xmin": 0, "ymin": 0, "xmax": 140, "ymax": 60},
+        "zones": [{"name": "hall", "polygon": [[0, 0], [100, 0], [100, 60], [0, 60]],
+                   "indoor": True},
+                  {"name": "east yard", "polygon": [[100, 0], [140, 0], [140, 60], [100, 60]],
+                   "indoor": False}],
+        "aisles": [*({"from": [5.0, y], "to": [95.0, y], "width_m": 3.0} for y in range(5, 60, 10)),
+                   *({"from": [x, 5.0], "to": [x, 55.0], "width_m": 3.0} for x in (5.0, 95.0)),
+                   {"from": [95.0, 30.0], "to": [98.0, 30.0], "width_m": 4.0}]}
+    (door,) = doors_from_aisles(site_from_dict(d))
+    assert (door.x_m, door.y_m) == pytest.approx((100.0, 30.0), abs=1e-3)
+    assert (door.wall_dx, door.wall_dy) == (0.0, 1.0)
+    assert door.half_width_m == 2.0
