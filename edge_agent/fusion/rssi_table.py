@@ -102,6 +102,8 @@ class CellRssiModel:
             np.negative(self.log_miss.T, out=terms[k:])
             pred_s: F32Array = np.multiply(self.pred_dbm.T, scale, dtype=np.float32, order="C")
             shift_s: F32Array = np.multiply(fwd_shift_t, scale, dtype=np.float32, order="C")
+            for t in (scale, terms, pred_s, shift_s):  # unheard rows are read with weight 0:
+                np.nan_to_num(t, copy=False, nan=0.0, posinf=0.0, neginf=0.0)  # 0 x NaN is NaN
             tables = self._by_emitter = (fwd_shift_t, scale, pred_s, shift_s, terms)
         return tables[1:]
 
@@ -122,7 +124,10 @@ class CellRssiModel:
         other), as one (2, cells) array. When half the emitters or more are heard, the whole
         tables are used with the unheard ones weighted 0: no gathers; the shift-free terms are
         one matvec. The tables are cold in cache each second, so bytes read count most
-        (dense_ble, 40 of 52 heard: 172 -> 126 us a second in a replay)."""
+        (dense_ble, 40 of 52 heard: 172 -> 126 us a second in a replay). `idx` and `missed` hold
+        each emitter once (the tracker's flatnonzero); `fwd_shift_t` is the caller's fixed table:
+        the scaled tables are cached on its identity until the next set_calibration, so it must
+        not be changed in place."""
         scale_t, pred_s_t, shift_s_t, terms_t = self._scaled_tables(fwd_shift_t)
         k, n_cells = scale_t.shape
         w = np.zeros(2 * k, dtype=np.float32)

@@ -144,7 +144,8 @@ class TrackerParams:
     tables_early_every_s: float = 20.0  # ... and this often in the run's first
     tables_early_s: float = 120.0  # ... seconds: the offsets learnt then are most of the
     # calibration. Mean hall RMSE, 7 scenarios x 9 seeds x 30 min: 6.51 m (always 60 s) -> 6.45;
-    # stale_survey seeds 0-2 5.27 -> 4.52, its control 4.61 -> 4.08; sparse_aps and high_bay
+    # stale_survey seeds 0-2 5.27 -> 4.52 (4.64 as kept: the A/B runs rebuilt at 121 s, then
+    # every 60 s; this schedule at 161 s), its control 4.61 -> 4.08; sparse_aps and high_bay
     # lose 0.1-0.8 m in some seeds. Tried (docs/fusion.md "Early tables"): always 10 s (high_bay
     # 11.8 -> 14.9), always 30 s, early 15 s, early for 300 s, early only while the position is
     # within 3 / 5 m, early with the prior's offset noise.

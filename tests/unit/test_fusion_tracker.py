@@ -245,3 +245,28 @@ def test_grid_update_weight_scales_the_log_likelihood() -> None:
     keep = full.logp > -50.0  # away from the floor
     assert full.logp.min() < -5.0  # the data do discriminate between cells
     assert np.allclose(half.logp[keep], 0.5 * full.logp[keep], atol=1e-9)
+
+
+def _table_times(tr: Tracker, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Seconds (after T0) at which the tracker rebuilt its likelihood tables over 300 s of a
+    standing truck."""
+    when: list[float] = []
+    build = tr._calibrate_tables
+
+    def counted() -> None:
+        when.append(float(tr._last_t or 0.0) - T0)
+        build()
+
+    monkeypatch.setattr(tr, "_calibrate_tables", counted)
+    _run(tr, _standing(20.0, 15.0, 300, np.random.default_rng(3)))
+    return when
+
+
+@pytest.mark.parametrize("aisles", [False, True])
+def test_tables_take_the_calibration_every_20_s_early_then_every_60_s(
+        aisles: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _table_times(Tracker(_site(aisles)), monkeypatch) == [
+        1.0, 21.0, 41.0, 61.0, 81.0, 101.0, 161.0, 221.0, 281.0]
+    # as before 0.4: every 60 s from the start
+    assert _table_times(Tracker(_site(aisles), TrackerParams(tables_early_every_s=60.0)),
+                        monkeypatch) == [1.0, 61.0, 121.0, 181.0, 241.0]

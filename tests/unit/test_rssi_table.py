@@ -64,6 +64,34 @@ def test_two_ways_equals_the_generic_loglik_shifted_both_ways(seed: int, n_cells
         assert np.max(np.abs(want_fwd - want_back)) > 1.0
 
 
+def test_two_ways_tables_are_cached_until_the_next_calibration() -> None:
+    rng = np.random.default_rng(7)
+    m = _model(rng, 400, 12)
+    idx, z, missed, shift_t = _second(rng, m, 9)
+    first = m.rssi_loglik_two_ways(idx, z, missed, shift_t)
+    np.testing.assert_array_equal(m.rssi_loglik_two_ways(idx, z, missed, shift_t), first)
+    m.set_calibration(np.full(12, 5.0), 8.0, np.full(12, 4.0), None, -92.0, 4.0)
+    second = m.rssi_loglik_two_ways(idx, z, missed, shift_t)  # the same shift array: rebuilt
+    want = m.rssi_loglik(slice(None), idx, z, missed, None, shift_t[idx].T)
+    np.testing.assert_allclose(second[0], want, rtol=1e-6, atol=1e-4)
+    assert np.max(np.abs(second - first)) > 1.0
+
+
+def test_a_non_finite_row_of_an_unheard_emitter_spoils_nothing() -> None:
+    rng = np.random.default_rng(8)
+    m = _model(rng, 400, 12)
+    idx, z, missed, shift_t = _second(rng, m, 9)
+    keep = idx != 3
+    idx, z = idx[keep], z[keep]
+    missed = missed[missed != 3]
+    good = m.rssi_loglik_two_ways(idx, z, missed, shift_t)
+    m.pred_dbm[:, 3] = np.nan  # emitter 3: neither heard nor missed
+    m._by_emitter = None
+    out = m.rssi_loglik_two_ways(idx, z, missed, shift_t)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, good, rtol=1e-6, atol=1e-4)
+
+
 def test_two_ways_with_nothing_heard_is_the_misses_alone() -> None:
     rng = np.random.default_rng(5)
     m = _model(rng, 400, 9)
