@@ -33,6 +33,9 @@ GAP_HOP_M = 5.0
 GAP_HOP_P = 0.1
 """Where two aisles' cells lie within 5 m without their edges meeting (a drawing gap), a tenth
 of the mass there crosses each second (a truck drives across; the plan just does not say)."""
+RING_ACTIVE_FLOORS = 20.0
+"""An open cell holding less than this many times the even escape mass a state gets each second
+is not moved (its mass stays in place): with the truck in the hall that is nearly all of them."""
 OPEN_ENTER_P = 0.005
 """Per second, the share of the mass on an aisle cell beside open ground that drives off onto
 it (split over the open cells beside it) ..."""
@@ -80,12 +83,23 @@ class RouteFilter:
             t[i, lo] += (1.0 - keep_p) / 2.0
             t[i, hi] += (1.0 - keep_p) / 2.0
         self.speed_t = t  # rows: from, columns: to
-        self._moves = [graph.moves(k) for k in range(v)]
-        # all moving bins' moves as one gather and one bincount on the flattened (speed, state)
+        self._moves = [graph.steps(k) for k in range(v)]
+        # all moving bins' moves along the aisles as one gather and one bincount on the
+        # flattened (speed, state)
         n = graph.n_states
         self._move_src = np.concatenate([k * n + self._moves[k][0] for k in range(1, v)])
         self._move_dst = np.concatenate([k * n + self._moves[k][1] for k in range(1, v)])
         self._move_w = np.concatenate([self._moves[k][2] for k in range(1, v)])
+        # open ground's ring moves per moving bin, by source cell (local index, and each
+        # source's first entry): applied only from the cells that hold mass (see predict)
+        na = graph.n_aisle_cells
+        self._ring_active = RING_ACTIVE_FLOORS * escape_p / (v * n)
+        self._rings: list[tuple[IntArray, IntArray, Array, IntArray]] = []
+        for k in range(1, v):
+            rs, rd, rw = graph.ring(k)
+            local = rs - na
+            ptr = np.searchsorted(local, np.arange(graph.n_cells - na + 1)).astype(np.intp)
+            self._rings.append((local, rd, rw, ptr))
         # hops, each weighted by its probability per second: drawing gaps, and off the aisles
         # onto open ground (both directions of the aisle cell to both of the open cell)
         hs, hd, hw = graph.gap_hops(GAP_HOP_M)
@@ -133,6 +147,8 @@ class RouteFilter:
             moved = np.asarray(np.bincount(self._move_dst, weights=p.reshape(-1)[self._move_src]
                                            * self._move_w, minlength=p.size), dtype=np.float64)
             moved[:n] = (1.0 - self.turn_p) * p[0] + self.turn_p * p[0][self.g.reverse]
+            if nc > na:
+                self._move_open(p, moved.reshape(p.shape))
             if self._hop_src.size:
                 hop = np.bincount(self._hop_dst, weights=moved[self._hop_src] * self._hop_w,
                                   minlength=moved.size)
@@ -143,6 +159,25 @@ class RouteFilter:
             p += self.escape_p / p.size
             self.p = p
             self._version += 1
+
+    def _move_open(self, p: Array, moved: Array) -> None:
+        """Open ground's ring moves into `moved`, per moving bin, from the open cells holding
+        more than RING_ACTIVE_FLOORS escape floors; the others keep their mass in place. With
+        the truck in the hall that skips nearly all of the ~70 000 ring pairs a second."""
+        na, nc = self.g.n_aisle_cells, self.g.n_cells
+        for k, (local, dst, w, ptr) in enumerate(self._rings, start=1):
+            m = p[k, na:nc]
+            act = np.flatnonzero(m > self._ring_active)
+            moved[k, na:nc] += m
+            if not act.size:
+                continue
+            moved[k, na + act] -= m[act]
+            starts = ptr[act]
+            lens = ptr[act + 1] - starts
+            ends = np.cumsum(lens)
+            idx = np.repeat(starts - ends + lens, lens) + np.arange(int(ends[-1]))
+            moved[k] += np.bincount(dst[idx], weights=m[local[idx]] * w[idx],
+                                    minlength=moved.shape[1])
 
     def update(self, loglik: Array, moving: bool | None) -> None:
         """Weigh by a log-likelihood per directed state and the motion cue (None: no cue). A

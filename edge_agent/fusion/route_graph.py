@@ -238,10 +238,15 @@ class RouteGraph:
     def moves(self, k: int) -> tuple[IntArray, IntArray, Array]:
         """`steps(k)` along the aisles and, on open ground, the ring of radius k cells."""
         s0, d0, w0 = self.steps(k)
-        if k == 0 or self.n_cells == self.n_aisle_cells:
-            return s0, d0, w0
-        s1, d1, w1 = self._ring(k * self.cell_m)
+        s1, d1, w1 = self.ring(k)
         return np.concatenate([s0, s1]), np.concatenate([d0, d1]), np.concatenate([w0, w1])
+
+    def ring(self, k: int) -> tuple[IntArray, IntArray, Array]:
+        """Open ground's moves at k cells per second (src, dst, weight), sorted by source: the
+        forward state of each open cell in turn (empty for k = 0 or without open ground)."""
+        if k == 0 or self.n_cells == self.n_aisle_cells:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros(0)
+        return self._ring(k * self.cell_m)
 
     def _ring(self, radius_m: float) -> tuple[IntArray, IntArray, Array]:
         """From the forward state of each open cell to the forward states of the open cells

@@ -183,3 +183,29 @@ def test_truck_drives_off_the_aisle_onto_open_ground_and_back(
     monkeypatch.setattr(route_filter_module, "OPEN_LEAVE_P", 0.0)
     # only the even escape mass gets across: 16.4 and 13.3
     assert worst(out) > 14.0 and worst(back) > 11.0
+
+
+def test_open_ground_moves_only_the_cells_that_hold_mass() -> None:
+    f = _aisle_and_yard()
+    g = f.g
+    rng = np.random.default_rng(4)
+    na, nc = g.n_aisle_cells, g.n_cells
+    p = 0.5 + rng.random(f.p.shape)  # every other cell well above the escape floor
+    p[:, nc + na:] = 0.0  # (the filter keeps open mass on the forward states)
+    p /= p.sum()
+    tiny = na + 5  # one open cell at the escape floor in every bin
+    p[:, tiny] = 1e-12
+    # reference: every ring pair applied (RouteGraph.moves), the tiny cell's mass kept in place
+    want = np.zeros_like(p)
+    for k in range(1, f.n_speeds):
+        src, dst, w = g.moves(k)
+        sel = src != tiny
+        want[k] += np.bincount(dst[sel], weights=p[k][src[sel]] * w[sel], minlength=g.n_states)
+        want[k, tiny] += p[k, tiny]
+    got = np.zeros_like(p)
+    f._move_open(p, got)
+    # _move_open adds the open cells' part only; the aisle part is the steps' bincount
+    for k in range(1, f.n_speeds):
+        src, dst, w = g.steps(k)
+        got[k] += np.bincount(dst, weights=p[k][src] * w, minlength=g.n_states)
+    np.testing.assert_allclose(got[1:], want[1:], rtol=1e-12, atol=1e-15)
