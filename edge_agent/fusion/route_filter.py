@@ -179,6 +179,31 @@ class RouteFilter:
             moved[k] += np.bincount(dst[idx], weights=m[local[idx]] * w[idx],
                                     minlength=moved.shape[1])
 
+    def _outdoor_near(self, x_m: float, y_m: float, sigma_m: float) -> Array:
+        """Gaussian weights (sigma) of the outdoor cells within 3 sigma of (x, y), else 0."""
+        d2 = (self.g.cx - x_m) ** 2 + (self.g.cy - y_m) ** 2
+        outdoor = ~np.asarray(self.model.indoor, dtype=bool)
+        w: Array = np.where(outdoor & (d2 <= 9.0 * sigma_m * sigma_m),
+                            np.exp(-0.5 * d2 / (sigma_m * sigma_m)), 0.0)
+        return w
+
+    def outdoor_mass_near(self, x_m: float, y_m: float, sigma_m: float) -> float:
+        """The posterior's probability on the outdoor cells within 3 sigma of (x, y)."""
+        return float(self.cell_probabilities()[self._outdoor_near(x_m, y_m, sigma_m) > 0].sum())
+
+    def reseed_outdoors(self, x_m: float, y_m: float, sigma_m: float, share: float) -> bool:
+        """Mix `share` of the mass into the outdoor cells around (x, y) (Gaussian weights of
+        sigma, within 3 sigma), evenly over speeds and directions; False when no outdoor cell
+        lies there."""
+        w = self._outdoor_near(x_m, y_m, sigma_m)
+        total = float(w.sum())
+        if total <= 0.0:
+            return False
+        seed = (w / total)[self.g.state_cell] / 2.0  # both directed states of each cell
+        self.p = (1.0 - share) * self.p + (share / self.n_speeds) * seed[None, :]
+        self._version += 1
+        return True
+
     def update(self, loglik: Array, moving: bool | None) -> None:
         """Weigh by a log-likelihood per directed state and the motion cue (None: no cue). A
         second whose likelihood is not finite everywhere (a NaN from bad input) is skipped."""

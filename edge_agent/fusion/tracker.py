@@ -155,6 +155,9 @@ class TrackerParams:
     # 4.53 / 5.23 / 6.29 / 11.98 m against 6.40 / 6.27 / 6.61 / 14.49 (indoor_shift, yard_trips,
     # dense_ble, high_bay), yard 1.89 / 3.32 against 1.99 / 3.31 (docs/fusion.md "Open ground")
     route_open_cell_m: float = 2.0  # side of the open-ground cells
+    reseed_fixes: int = 2  # route mode: this many confident outdoor fixes in a row that fail the
+    # gate seed mass around the last (RESEED_SHARE; 0 turns it off)
+    reseed_sigma_m: float = 3.0  # ... each with sigma at most this
     aisle_off_penalty: float = 5.0  # grid: log-likelihood cost of a cell off every aisle (the
     # truck is on them; 2 -> 5 nats: 0 costs 0.75 m, 2 -> 5 gains 0.1 m, stronger risks a
     # survey that misses an aisle)
@@ -214,6 +217,13 @@ TV (4 scenarios x 2 seeds): cells >= 2 % (one cell when none) 0.281; 90 % of 32 
 90 % of 64 0.281 (439 B per window); 95 % of 128 0.279 (427 B); 80 % of 32 0.284."""
 ROUTE_STRIP_M = 4.0
 """The aisles as a strip this wide: the area a wild GNSS fix on the route filter is spread over."""
+RESEED_SHARE = 0.01
+"""Mass seeded around agreeing gated outdoor fixes: a prior of 1 % there, then the fixes' sharp
+likelihood decides within a second whether the truck is there."""
+RESEED_BELOW = 0.01
+"""... a fix is unexplained when the outdoor cells within 3 sigma of it hold less than this."""
+RESEED_AGREE_M = 8.0
+"""Consecutive fixes agree within this (a truck at 3.5 m/s plus the fixes' own error)."""
 OFF_AISLE_FIX_M = 10.0
 """An outdoor fix this far beyond every aisle's edge is off the plan's aisles ..."""
 OFF_AISLE_FIXES = 30
@@ -376,7 +386,9 @@ class Tracker:
                       "motion_refilters": 0, "frames": 0,
                       "unknown_frames": 0, "late": 0, "epochs": 0, "gnss_fixes": 0,
                       "gnss_accepted": 0, "gnss_gated": 0, "gnss_no_fix": 0, "grid_resets": 0,
-                      "rssi_clipped": 0, "left_aisles": 0}
+                      "rssi_clipped": 0, "left_aisles": 0, "gnss_reseeds": 0}
+        self._reseed_run: deque[GnssFix] = deque(maxlen=8)
+        self._reseed_at: tuple[float, float, float] | None = None
 
     def _new_motion(self) -> MotionDetector:
         p = self.p
@@ -624,12 +636,32 @@ class Tracker:
                 passed = d2 <= self.p.gnss_gate_chi2
                 self.stats["gnss_accepted" if passed else "gnss_gated"] += 1
             consistent.append(passed)
-            if sigma > OFF_AISLE_SIGMA_M or self.site.is_indoor(
-                    *self.site.bounds.clamp(f.x_m, f.y_m)):
+            outdoor = not self.site.is_indoor(*self.site.bounds.clamp(f.x_m, f.y_m))
+            self._note_reseed(f, sigma, prior is not None and outdoor
+                              and route.outdoor_mass_near(f.x_m, f.y_m, sigma) < RESEED_BELOW)
+            if sigma > OFF_AISLE_SIGMA_M or not outdoor:
                 continue
             off = float(np.min(np.hypot(g.cx - f.x_m, g.cy - f.y_m) - g.half_width_m))
             self._off_aisle_fixes = self._off_aisle_fixes + 1 if off > OFF_AISLE_FIX_M else 0
         return consistent
+
+    def _note_reseed(self, f: GnssFix, sigma_m: float, unexplained: bool) -> None:
+        """Confident outdoor fixes where the filter holds almost no mass (`unexplained`),
+        reseed_fixes seconds in a row and agreeing with each other: the truck has left the hall
+        where the track did not see it (a lost track takes 3-4 s to follow the fixes out
+        through a door otherwise). The next step seeds RESEED_SHARE of the mass around the
+        last one (`_route_step`)."""
+        if not unexplained or self.p.reseed_fixes <= 0 or sigma_m > self.p.reseed_sigma_m:
+            self._reseed_run.clear()
+            return
+        run = self._reseed_run
+        if run and (f.t - run[-1].t > 1.5 or math.hypot(
+                f.x_m - run[-1].x_m, f.y_m - run[-1].y_m) > RESEED_AGREE_M):
+            run.clear()
+        run.append(f)
+        if len(run) >= self.p.reseed_fixes:
+            self._reseed_at = (f.x_m, f.y_m, sigma_m)
+            run.clear()
 
     def _route_step(self, dt: float, idx: IntArray, z: Array, missed: IntArray,
                     fixes: list[GnssFix], consistent: list[bool]) -> None:
@@ -645,6 +677,11 @@ class Tracker:
             self._tracked_s += dt
         else:
             self._tracked_s = 0.0  # (route mode only)
+        if self._reseed_at is not None:
+            x, y, sigma = self._reseed_at
+            self._reseed_at = None
+            if route.reseed_outdoors(x, y, sigma, RESEED_SHARE):
+                self.stats["gnss_reseeds"] += 1
         ll = np.zeros(route.g.n_states)
         repeat = self._repeat_at(route.mean_speed_mps(), route=True)
         if idx.size:

@@ -22,7 +22,7 @@ def route_filter(aisles: tuple[Aisle, ...], open_x_m: Array | None = None,
     have to exist."""
     g = RouteGraph(aisles, 1.0, open_x_m, open_y_m, 2.0)
     one = np.ones(1)
-    model = CellRssiModel(g.cx, g.cy, np.ones(g.n_cells, dtype=bool), g.cell_size_m, 3600.0,
+    model = CellRssiModel(g.cx, g.cy, ~g.is_open, g.cell_size_m, 3600.0,  # open ground: outdoors
                           np.array([5.0]), np.array([5.0]), np.array([2.0]), -40.0 * one,
                           2.5 * one, WallModel(5.0 * one, 5.0 * one, 2.0 * one,
                                                one.astype(bool), 2.0))

@@ -209,3 +209,21 @@ def test_open_ground_moves_only_the_cells_that_hold_mass() -> None:
         src, dst, w = g.steps(k)
         got[k] += np.bincount(dst, weights=p[k][src] * w, minlength=g.n_states)
     np.testing.assert_allclose(got[1:], want[1:], rtol=1e-12, atol=1e-15)
+
+
+def test_reseed_puts_mass_by_a_fix_on_the_outdoor_cells_only() -> None:
+    f = _aisle_and_yard()
+    for _ in range(5):  # a track held on the aisle, 60 m from the fix below
+        f.update(peak_loglik(f, 10.0, 0.0), False)
+        f.predict(1.0)
+    assert f.outdoor_mass_near(70.0, 0.0, 2.0) < 1e-3
+    assert f.reseed_outdoors(70.0, 0.0, 2.0, 0.01)
+    assert 0.0099 < f.outdoor_mass_near(70.0, 0.0, 2.0) < 0.0111
+    assert abs(float(f.p.sum()) - 1.0) < 1e-12
+    seeded = f.cell_probabilities()
+    far = np.hypot(f.g.cx - 70.0, f.g.cy) > 6.0
+    assert float(seeded[far & f.g.is_open].sum()) < 1e-3  # only within 3 sigma
+    # by the aisle, 33 m from open ground: no outdoor cell there, nothing seeded
+    before = f.p.copy()
+    assert not f.reseed_outdoors(10.0, 0.0, 2.0, 0.01)
+    np.testing.assert_array_equal(f.p, before)
