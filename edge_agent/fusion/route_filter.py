@@ -125,6 +125,7 @@ class RouteFilter:
         self._cx_out = [round(float(x), 2) for x in graph.cx]
         self._cy_out = [round(float(y), 2) for y in graph.cy]
         self._extent = graph.cell_size_m ** 2 / 12.0  # per cell: its own spread
+        self._outdoor = ~np.asarray(model.indoor, dtype=bool)  # where a yard fix may reseed
         self.p = np.full((v, graph.n_states), 1.0 / (v * graph.n_states))
         self._version = 0  # bumped whenever predict, update or reset replace p
         self._pc_cache: tuple[int, int, Array] | None = None
@@ -182,8 +183,7 @@ class RouteFilter:
     def _outdoor_near(self, x_m: float, y_m: float, sigma_m: float) -> Array:
         """Gaussian weights (sigma) of the outdoor cells within 3 sigma of (x, y), else 0."""
         d2 = (self.g.cx - x_m) ** 2 + (self.g.cy - y_m) ** 2
-        outdoor = ~np.asarray(self.model.indoor, dtype=bool)
-        w: Array = np.where(outdoor & (d2 <= 9.0 * sigma_m * sigma_m),
+        w: Array = np.where(self._outdoor & (d2 <= 9.0 * sigma_m * sigma_m),
                             np.exp(-0.5 * d2 / (sigma_m * sigma_m)), 0.0)
         return w
 

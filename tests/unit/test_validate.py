@@ -80,44 +80,43 @@ def _hall_and_yard() -> dict[str, object]:
     return s
 
 
+def _validate(path: Path, site: dict[str, object],
+              capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """Write the site to path, run `edge-agent validate` on it (it must pass): (stdout, stderr)."""
+    path.write_text(json.dumps(site))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr()
+    return out.out, out.err
+
+
 def test_aisles_that_leave_a_zone_uncovered_are_a_warning(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the spec's example: one 10 m aisle in a 100 m x 90 m plant
     s = _hall_and_yard()
     s["aisles"] = [{"from": [10.0, 5.0], "to": [10.0, 15.0], "width_m": 3.5}]
-    p = tmp_path / "site.json"
-    p.write_text(json.dumps(s))
-    assert main(["validate", str(p)]) == 0
-    out = capsys.readouterr()
-    assert "1 aisles: 2-D tracking" in out.out
-    assert "aisles: they leave a zone uncovered (near an aisle: hall 4%, yard 0%)" in out.err
+    out, err = _validate(tmp_path / "site.json", s, capsys)
+    assert "1 aisles: 2-D tracking" in out
+    assert "aisles: they leave a zone uncovered (near an aisle: hall 4%, yard 0%)" in err
     # aisles every 10 m across both zones: the aisle filter, no warning
     s["aisles"] = [{"from": [5.0, y], "to": [95.0, y], "width_m": 3.0}
                    for y in range(5, 90, 10)]
-    p.write_text(json.dumps(s))
-    assert main(["validate", str(p)]) == 0
-    out = capsys.readouterr()
-    assert "9 aisles: aisle filter" in out.out
-    assert "aisles:" not in out.err
+    out, err = _validate(tmp_path / "site.json", s, capsys)
+    assert "9 aisles: aisle filter" in out
+    assert "aisles:" not in err
     # ... but none of them crosses the wall: no door known, which the engineer is told
-    assert "doors: no aisle crosses from an indoor zone into an outdoor one" in out.err
-    assert "0 doors" in out.out
+    assert "doors: no aisle crosses from an indoor zone into an outdoor one" in err
+    assert "0 doors" in out
     # an aisle through the wall at x = 50 makes a door there
     s["aisles"].append({"from": [50.0, 45.0], "to": [50.0, 75.0], "width_m": 4.0})
-    p.write_text(json.dumps(s))
-    assert main(["validate", str(p)]) == 0
-    out = capsys.readouterr()
-    assert "10 aisles: aisle filter; 1 door (50.0, 60.0)" in out.out
-    assert "doors:" not in out.err
+    out, err = _validate(tmp_path / "site.json", s, capsys)
+    assert "10 aisles: aisle filter; 1 door (50.0, 60.0)" in out
+    assert "doors:" not in err
 
 
 def test_aisles_in_the_hall_only_make_the_yard_open_ground(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     s = _hall_and_yard()
     s["aisles"] = [{"from": [5.0, y], "to": [95.0, y], "width_m": 3.0} for y in range(5, 60, 10)]
-    p = tmp_path / "site.json"
-    p.write_text(json.dumps(s))
-    assert main(["validate", str(p)]) == 0
-    out = capsys.readouterr()
-    assert "6 aisles: aisle filter + open ground in yard; 0 doors" in out.out
-    assert "the agent tracks yard as open ground, off the aisles" in out.err
+    out, err = _validate(tmp_path / "site.json", s, capsys)
+    assert "6 aisles: aisle filter + open ground in yard; 0 doors" in out
+    assert "the agent tracks yard as open ground, off the aisles" in err
